@@ -1,0 +1,170 @@
+//! Application state, start-up and graceful shutdown.
+//!
+//! [`Application::build`] connects storage and catalog and binds the socket
+//! (port 0 allowed), so tests build exactly the app that `serve` runs and
+//! read the bound address back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::cache::HeadCache;
+use crate::catalog::Catalog;
+use crate::config::{Config, StorageConfig, StoreConfig};
+use crate::keys::KeyLayout;
+use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
+
+/// Everything a request handler needs: cheap handles, cloned per request.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage behind its metadata cache.
+    pub heads: HeadCache,
+    pub catalog: Catalog,
+    pub layout: Arc<KeyLayout>,
+    /// Sent as `Retry-After` with every 503.
+    pub retry_after: Duration,
+}
+
+/// Opens the configured storage. A local directory of the embedded default
+/// is created; an explicit one must exist.
+pub async fn open_storage(store: &StoreConfig) -> anyhow::Result<Arc<dyn Storage>> {
+    let storage: Arc<dyn Storage> = match &store.storage {
+        StorageConfig::Local { root } => {
+            if store.dir.as_ref().is_some_and(|d| root.starts_with(d)) {
+                tokio::fs::create_dir_all(root)
+                    .await
+                    .with_context(|| format!("creating {}", root.display()))?;
+            }
+            Arc::new(LocalStorage::new(root))
+        }
+        StorageConfig::S3(opts) => Arc::new(S3Storage::connect(opts).await),
+    };
+    match storage.check().await {
+        Ok(()) => {}
+        // A store that is down now may be up in a minute: start, and let
+        // readiness say so. A store that refuses us will not get better.
+        Err(StorageError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "storage unavailable at start; /readyz will say so");
+        }
+        Err(e) => {
+            return Err(anyhow::anyhow!(e)).context(format!("storage {}", storage.describe()));
+        }
+    }
+    Ok(storage)
+}
+
+/// Opens the catalog, creating the data directory of the embedded default.
+pub async fn open_catalog(store: &StoreConfig) -> anyhow::Result<Catalog> {
+    if let Some(dir) = &store.dir {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Catalog::connect(&store.catalog_url)
+        .await
+        .with_context(|| format!("catalog {}", store.catalog_url))
+}
+
+/// A built, bound application, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    grace: Duration,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let storage = open_storage(&config.store).await?;
+        let catalog = open_catalog(&config.store).await?;
+        let state = AppState {
+            heads: HeadCache::new(storage, &config.cache),
+            catalog,
+            layout: Arc::new(config.store.key_layout.clone()),
+            retry_after: config.retry_after,
+        };
+        Self::bind(config.listen, state, config.shutdown_grace).await
+    }
+
+    /// Binds `listen` for a state built elsewhere.
+    pub async fn bind(
+        listen: SocketAddr,
+        state: AppState,
+        grace: Duration,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("--listen {listen}: cannot bind"))?;
+        Ok(Self {
+            listener,
+            state,
+            grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections
+    /// and lets in-flight requests finish for up to the grace period.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let router = crate::http::router(self.state);
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
+        let mut server = tokio::spawn(server.into_future());
+        tokio::select! {
+            done = &mut server => return Ok(done??),
+            () = shutdown => {}
+        }
+        tracing::info!(grace = ?self.grace, "shutting down: refusing new connections, draining requests");
+        let _ = stop_tx.send(true);
+        match tokio::time::timeout(self.grace, &mut server).await {
+            Ok(done) => Ok(done??),
+            Err(_) => {
+                tracing::warn!("drain deadline passed; closing the remaining connections");
+                server.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Completes on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,170 @@
+//! The storage metadata cache (`moka`).
+//!
+//! Caches `head` answers per key: found (size, ETag, Last-Modified) for a
+//! normal TTL, not found for a short one. Concurrent misses for one key
+//! share a single storage call (single-flight). Transient errors are never
+//! cached: the next request asks storage again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::future::Cache;
+
+use crate::config::CacheConfig;
+use crate::storage::{ObjectMeta, Storage, StorageError};
+
+/// A cached storage answer.
+#[derive(Debug, Clone)]
+pub enum Head {
+    Found(Arc<ObjectMeta>),
+    Missing,
+}
+
+/// Per-entry TTL: found entries live longer than negative ones.
+struct ByAnswer {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl Expiry<String, Head> for ByAnswer {
+    fn expire_after_create(&self, _key: &String, value: &Head, _at: Instant) -> Option<Duration> {
+        Some(match value {
+            Head::Found(_) => self.ttl,
+            Head::Missing => self.negative_ttl,
+        })
+    }
+}
+
+/// Storage `head` results by key, shared by every request.
+#[derive(Clone)]
+pub struct HeadCache {
+    entries: Cache<String, Head>,
+    storage: Arc<dyn Storage>,
+}
+
+impl HeadCache {
+    pub fn new(storage: Arc<dyn Storage>, config: &CacheConfig) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(ByAnswer {
+                ttl: config.ttl,
+                negative_ttl: config.negative_ttl,
+            })
+            .build();
+        Self { entries, storage }
+    }
+
+    /// The object's metadata, from cache or storage. Errors other than
+    /// "not found" are shared with concurrent waiters but not stored.
+    pub async fn head(&self, key: &str) -> Result<Head, Arc<StorageError>> {
+        let storage = &self.storage;
+        self.entries
+            .try_get_with_by_ref(key, async move {
+                match storage.head(key).await {
+                    Ok(meta) => Ok(Head::Found(Arc::new(meta))),
+                    Err(StorageError::NotFound) => Ok(Head::Missing),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+    }
+
+    /// Forgets a key at once (the object changed or appeared).
+    pub async fn invalidate(&self, key: &str) {
+        self.entries.invalidate(key).await;
+    }
+
+    /// The storage behind the cache, for reads that must not be cached.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{GetOptions, Object};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A storage double for the cache's own contract (integration tests use
+    /// real storage): answers from a script and counts calls.
+    struct Scripted {
+        calls: AtomicUsize,
+        answers: Mutex<Vec<Result<ObjectMeta, StorageError>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Storage for Scripted {
+        async fn head(&self, _key: &str) -> Result<ObjectMeta, StorageError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.answers.lock().unwrap().remove(0)
+        }
+        async fn get(&self, _: &str, _: GetOptions<'_>) -> Result<Object, StorageError> {
+            Err(StorageError::NotFound)
+        }
+        async fn check(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            size: 1,
+            etag: "\"a\"".into(),
+            last_modified: None,
+        }
+    }
+
+    fn cache(answers: Vec<Result<ObjectMeta, StorageError>>) -> (HeadCache, Arc<Scripted>) {
+        let storage = Arc::new(Scripted {
+            calls: AtomicUsize::new(0),
+            answers: Mutex::new(answers),
+        });
+        let config = CacheConfig {
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_millis(100),
+            max_entries: 100,
+        };
+        (HeadCache::new(storage.clone(), &config), storage)
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_storage_call() {
+        let (cache, storage) = cache(vec![Ok(meta())]);
+        let all = (0..1000).map(|_| cache.head("k"));
+        let answers = futures_util::future::join_all(all).await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(Head::Found(_)))));
+        assert_eq!(storage.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_not_cached() {
+        let (cache, storage) = cache(vec![Err(StorageError::Unavailable("x".into())), Ok(meta())]);
+        assert!(cache.head("k").await.is_err());
+        assert!(matches!(cache.head("k").await, Ok(Head::Found(_))));
+        assert_eq!(storage.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn negatives_expire_quickly_and_invalidation_is_immediate() {
+        let (cache, storage) = cache(vec![
+            Err(StorageError::NotFound),
+            Err(StorageError::NotFound),
+            Ok(meta()),
+        ]);
+        assert!(matches!(cache.head("k").await, Ok(Head::Missing)));
+        assert!(matches!(cache.head("k").await, Ok(Head::Missing)));
+        assert_eq!(storage.calls.load(Ordering::SeqCst), 1, "cached");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(matches!(cache.head("k").await, Ok(Head::Missing)));
+        assert_eq!(storage.calls.load(Ordering::SeqCst), 2, "expired");
+        cache.invalidate("k").await;
+        assert!(matches!(cache.head("k").await, Ok(Head::Found(_))));
+    }
+}

@@ -1,0 +1,219 @@
+//! The catalog: what is known about each recording (Twilio's Recording
+//! resource), in SQLite through `sqlx`, with embedded migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+
+use crate::keys::Format;
+use crate::sid::{AccountSid, CallSid, RecordingSid};
+
+/// Twilio's recording statuses, plus `deleted` for retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingStatus {
+    InProgress,
+    Processing,
+    Completed,
+    Absent,
+    Failed,
+    Deleted,
+}
+
+impl RecordingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in-progress",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Absent => "absent",
+            Self::Failed => "failed",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+impl FromStr for RecordingStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "in-progress" => Self::InProgress,
+            "processing" => Self::Processing,
+            "completed" => Self::Completed,
+            "absent" => Self::Absent,
+            "failed" => Self::Failed,
+            "deleted" => Self::Deleted,
+            other => return Err(format!("unknown recording status {other:?}")),
+        })
+    }
+}
+
+/// One recording as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    pub sid: RecordingSid,
+    pub account_sid: AccountSid,
+    pub call_sid: Option<CallSid>,
+    pub start_time: Option<Timestamp>,
+    /// Seconds.
+    pub duration: Option<u32>,
+    pub channels: Option<u8>,
+    pub source: Option<String>,
+    pub track: Option<String>,
+    pub status: RecordingStatus,
+    pub error_code: Option<u32>,
+    pub formats: Vec<Format>,
+    pub deleted_at: Option<Timestamp>,
+    pub deleted_reason: Option<String>,
+}
+
+/// Catalog failures. A catalog that cannot answer is transient, like
+/// storage: it must never turn into a verdict about a recording.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("catalog migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("catalog row {sid}: {why}")]
+    Corrupt { sid: String, why: String },
+}
+
+/// The catalog database (cheap to clone: a pool handle).
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pool: SqlitePool,
+}
+
+#[derive(FromRow)]
+struct Row {
+    sid: String,
+    account_sid: String,
+    call_sid: Option<String>,
+    start_time: Option<String>,
+    duration: Option<i64>,
+    channels: Option<i64>,
+    source: Option<String>,
+    track: Option<String>,
+    status: String,
+    error_code: Option<i64>,
+    formats: String,
+    deleted_at: Option<String>,
+    deleted_reason: Option<String>,
+}
+
+impl TryFrom<Row> for Recording {
+    type Error = CatalogError;
+
+    fn try_from(r: Row) -> Result<Self, CatalogError> {
+        let sid = r.sid.clone();
+        let corrupt = |why: String| CatalogError::Corrupt {
+            sid: sid.clone(),
+            why,
+        };
+        let ts = |s: Option<String>| -> Result<Option<Timestamp>, CatalogError> {
+            s.map(|s| s.parse().map_err(|e| corrupt(format!("time {s:?}: {e}"))))
+                .transpose()
+        };
+        Ok(Recording {
+            sid: r.sid.parse().map_err(|e| corrupt(format!("{e}")))?,
+            account_sid: r.account_sid.parse().map_err(|e| corrupt(format!("{e}")))?,
+            call_sid: r
+                .call_sid
+                .map(|c| c.parse())
+                .transpose()
+                .map_err(|e| corrupt(format!("{e}")))?,
+            start_time: ts(r.start_time)?,
+            duration: r.duration.and_then(|d| u32::try_from(d).ok()),
+            channels: r.channels.and_then(|c| u8::try_from(c).ok()),
+            source: r.source,
+            track: r.track,
+            status: r.status.parse().map_err(corrupt)?,
+            error_code: r.error_code.and_then(|c| u32::try_from(c).ok()),
+            formats: r
+                .formats
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(|f| Format::from_ext(f).ok_or_else(|| corrupt(format!("format {f:?}"))))
+                .collect::<Result<_, _>>()?,
+            deleted_at: ts(r.deleted_at)?,
+            deleted_reason: r.deleted_reason,
+        })
+    }
+}
+
+const COLUMNS: &str = "sid, account_sid, call_sid, start_time, duration, channels, source, \
+                       track, status, error_code, formats, deleted_at, deleted_reason";
+
+impl Catalog {
+    /// Opens (creating if needed) and migrates the catalog at `url`.
+    pub async fn connect(url: &str) -> Result<Self, CatalogError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            // WAL lets readers go on while ingest writes; NORMAL is durable
+            // across process crashes, which is what a 2xx promises.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The recording, if the catalog knows it.
+    pub async fn get(&self, sid: &RecordingSid) -> Result<Option<Recording>, CatalogError> {
+        let row: Option<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM recordings WHERE sid = ?"))
+                .bind(sid.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(Recording::try_from).transpose()
+    }
+
+    /// Inserts or replaces a recording.
+    pub async fn upsert(&self, r: &Recording) -> Result<(), CatalogError> {
+        let formats: Vec<&str> = r.formats.iter().map(|f| f.ext()).collect();
+        sqlx::query(&format!(
+            "INSERT INTO recordings ({COLUMNS}, date_updated)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (sid) DO UPDATE SET
+               account_sid = excluded.account_sid, call_sid = excluded.call_sid,
+               start_time = excluded.start_time, duration = excluded.duration,
+               channels = excluded.channels, source = excluded.source,
+               track = excluded.track, status = excluded.status,
+               error_code = excluded.error_code, formats = excluded.formats,
+               deleted_at = excluded.deleted_at, deleted_reason = excluded.deleted_reason,
+               date_updated = excluded.date_updated"
+        ))
+        .bind(r.sid.as_str())
+        .bind(r.account_sid.as_str())
+        .bind(r.call_sid.as_ref().map(|c| c.as_str()))
+        .bind(r.start_time.map(|t| t.to_string()))
+        .bind(r.duration.map(i64::from))
+        .bind(r.channels.map(i64::from))
+        .bind(r.source.as_deref())
+        .bind(r.track.as_deref())
+        .bind(r.status.as_str())
+        .bind(r.error_code.map(i64::from))
+        .bind(formats.join(","))
+        .bind(r.deleted_at.map(|t| t.to_string()))
+        .bind(r.deleted_reason.as_deref())
+        .bind(Timestamp::now().to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A trivial query, for readiness.
+    pub async fn ping(&self) -> Result<(), CatalogError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

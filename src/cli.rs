@@ -1,0 +1,132 @@
+//! The command line: subcommands and their flags. Every flag can also come
+//! from a `PLAYBACK_GATEWAY_*` environment variable, and most from the TOML
+//! file given with `--config` (see `config`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "playback-gateway", version, about)]
+pub struct Cli {
+    /// Log output: `pretty` for people, `json` for log pipelines.
+    #[arg(long, env = "PLAYBACK_GATEWAY_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve recordings over HTTP.
+    Serve(ServeArgs),
+}
+
+/// Where recordings and the catalog live; shared by every subcommand that
+/// touches them.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// A TOML file with any of these settings (flags and environment win).
+    #[arg(long, env = "PLAYBACK_GATEWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The data directory of the embedded default: recordings in
+    /// DIR/recordings, the catalog in DIR/catalog.db.
+    #[arg(long, env = "PLAYBACK_GATEWAY_DIR", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Recording storage: `file:///dir` or `s3://bucket[/prefix]`.
+    #[arg(long, env = "PLAYBACK_GATEWAY_STORAGE", value_name = "URL")]
+    pub storage: Option<String>,
+
+    /// The catalog database: `sqlite://PATH`.
+    #[arg(long, env = "PLAYBACK_GATEWAY_CATALOG", value_name = "URL")]
+    pub catalog: Option<String>,
+
+    /// Storage key of a recording, from `{account_sid}`, `{recording_sid}`
+    /// and `{ext}` [default: {account_sid}/{recording_sid}.{ext}].
+    #[arg(long, env = "PLAYBACK_GATEWAY_KEY_LAYOUT", value_name = "TEMPLATE")]
+    pub key_layout: Option<String>,
+
+    /// S3 endpoint for a compatible store (`http://127.0.0.1:8333`);
+    /// leave out for Amazon S3.
+    #[arg(long, env = "PLAYBACK_GATEWAY_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region [default: us-east-1, or the AWS environment's].
+    #[arg(long, env = "PLAYBACK_GATEWAY_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// Path-style S3 addressing (`endpoint/bucket/key`), which most
+    /// self-hosted stores need.
+    #[arg(long, env = "PLAYBACK_GATEWAY_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+
+    /// S3 access key id; leave out (with the secret) to use the standard AWS
+    /// chain: AWS_ACCESS_KEY_ID, profiles, instance roles.
+    #[arg(long, env = "PLAYBACK_GATEWAY_S3_ACCESS_KEY_ID", value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key (prefer the environment variable to the flag).
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Connect timeout to S3 [default: 3s].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_S3_CONNECT_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub s3_connect_timeout: Option<String>,
+
+    /// Longest wait for S3 response headers, and for any one read of a body
+    /// [default: 10s].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_S3_READ_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub s3_read_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "PLAYBACK_GATEWAY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// How long storage metadata is cached [default: 60s].
+    #[arg(long, env = "PLAYBACK_GATEWAY_CACHE_TTL", value_name = "DURATION")]
+    pub cache_ttl: Option<String>,
+
+    /// How long a "not found" is cached [default: 5s].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_CACHE_NEGATIVE_TTL",
+        value_name = "DURATION"
+    )]
+    pub cache_negative_ttl: Option<String>,
+
+    /// Most metadata entries cached [default: 100000].
+    #[arg(long, env = "PLAYBACK_GATEWAY_CACHE_MAX_ENTRIES", value_name = "N")]
+    pub cache_max_entries: Option<u64>,
+
+    /// Time in-flight requests get to finish on shutdown [default: 30s].
+    #[arg(long, env = "PLAYBACK_GATEWAY_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
+
+    /// `Retry-After` sent with 503 answers [default: 5s].
+    #[arg(long, env = "PLAYBACK_GATEWAY_RETRY_AFTER", value_name = "DURATION")]
+    pub retry_after: Option<String>,
+}

@@ -1,0 +1,416 @@
+//! Typed configuration, loaded once at start.
+//!
+//! Precedence: command-line flag, then environment (`PLAYBACK_GATEWAY_*`,
+//! handled by clap on the same flag), then the TOML file given with
+//! `--config`, then the default. A missing or bad value stops the start
+//! with a message that names the flag, the variable and the file key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{ServeArgs, StoreArgs};
+use crate::keys::KeyLayout;
+use crate::storage::S3Options;
+
+/// A secret that never prints (in `Debug`, logs or errors).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Where recordings are stored.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// `file:///dir`: one file per key under a directory.
+    Local { root: PathBuf },
+    /// `s3://bucket[/prefix]`.
+    S3(S3Options),
+}
+
+/// Bounds of the metadata cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    /// How long a storage `head` answer is trusted.
+    pub ttl: Duration,
+    /// How long a "not found" is trusted: short, so that a recording
+    /// uploaded late (during a recovery) plays soon even without an ingest
+    /// event to invalidate it.
+    pub negative_ttl: Duration,
+    /// Most entries held (each is about 200 bytes).
+    pub max_entries: u64,
+}
+
+/// Everything the store-backed subcommands need: storage, catalog, layout.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub storage: StorageConfig,
+    /// `sqlite://path` (the embedded default, `DIR/catalog.db`).
+    pub catalog_url: String,
+    pub key_layout: KeyLayout,
+    /// The data directory, when one was given.
+    pub dir: Option<PathBuf>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// The gateway's configuration for `serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: StoreConfig,
+    pub cache: CacheConfig,
+    /// In-flight requests get this long to finish after SIGTERM/ctrl-c.
+    pub shutdown_grace: Duration,
+    /// Sent as `Retry-After` with 503 answers.
+    pub retry_after: Duration,
+}
+
+/// The TOML file: the same names as the flags, with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub storage: Option<String>,
+    pub catalog: Option<String>,
+    pub key_layout: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_path_style: Option<bool>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    pub s3_connect_timeout: Option<String>,
+    pub s3_read_timeout: Option<String>,
+    pub cache_ttl: Option<String>,
+    pub cache_negative_ttl: Option<String>,
+    pub cache_max_entries: Option<u64>,
+    pub shutdown_grace: Option<String>,
+    pub retry_after: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// A configuration error: says which setting and why.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn bad(what: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{what}: {why}"))
+}
+
+impl FileConfig {
+    /// Reads `--config FILE`, if one was given.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(&format!("--config {}", path.display()), e))?;
+        toml::from_str(&text).map_err(|e| bad(&format!("--config {}", path.display()), e))
+    }
+}
+
+/// A duration such as `30s`, `5m` or `1h 30m`.
+pub fn parse_duration(what: &str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        bad(
+            what,
+            format!("{s:?} is not a duration like 30s or 5m ({e})"),
+        )
+    })
+}
+
+fn duration(
+    what: &str,
+    flag: Option<&str>,
+    file: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    flag.or(file)
+        .map_or(Ok(default), |s| parse_duration(what, s))
+}
+
+/// A parsed `--storage` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    File(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+/// Parses `file:///dir` or `s3://bucket[/prefix]`.
+pub fn parse_storage_url(url: &str) -> Result<StorageUrl, ConfigError> {
+    let what = "--storage (PLAYBACK_GATEWAY_STORAGE, storage)";
+    let shape = || {
+        bad(
+            what,
+            format!("{url:?} is not file:///dir or s3://bucket[/prefix]"),
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(shape)?;
+    match scheme {
+        "file" if !rest.is_empty() => Ok(StorageUrl::File(rest.into())),
+        "s3" => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !valid {
+                return Err(bad(what, format!("{bucket:?} is not a valid bucket name")));
+            }
+            let prefix = match prefix.trim_matches('/') {
+                "" => String::new(),
+                p if crate::storage::key_is_safe(p) => format!("{p}/"),
+                p => return Err(bad(what, format!("{p:?} is not a safe key prefix"))),
+            };
+            Ok(StorageUrl::S3 {
+                bucket: bucket.into(),
+                prefix,
+            })
+        }
+        _ => Err(shape()),
+    }
+}
+
+impl StoreConfig {
+    /// Resolves storage, catalog and layout from flags/env and the file.
+    pub fn resolve(args: &StoreArgs, file: &FileConfig) -> Result<Self, ConfigError> {
+        let dir = args.dir.clone().or(file.dir.clone());
+        let storage_url = args.storage.clone().or(file.storage.clone());
+        let storage = match (storage_url, &dir) {
+            (Some(url), _) => match parse_storage_url(&url)? {
+                StorageUrl::File(root) => StorageConfig::Local { root },
+                StorageUrl::S3 { bucket, prefix } => {
+                    StorageConfig::S3(s3_options(args, file, bucket, prefix)?)
+                }
+            },
+            (None, Some(dir)) => StorageConfig::Local {
+                root: dir.join("recordings"),
+            },
+            (None, None) => {
+                return Err(ConfigError(
+                    "no storage: give --dir DIR (PLAYBACK_GATEWAY_DIR) for the embedded default, \
+                     or --storage URL (PLAYBACK_GATEWAY_STORAGE, `storage` in --config)"
+                        .into(),
+                ));
+            }
+        };
+        let catalog_url = match (args.catalog.clone().or(file.catalog.clone()), &dir) {
+            (Some(url), _) => url,
+            (None, Some(dir)) => format!("sqlite://{}", dir.join("catalog.db").display()),
+            (None, None) => {
+                return Err(ConfigError(
+                    "no catalog: give --dir DIR (PLAYBACK_GATEWAY_DIR) or --catalog URL \
+                     (PLAYBACK_GATEWAY_CATALOG, `catalog` in --config)"
+                        .into(),
+                ));
+            }
+        };
+        if !catalog_url.starts_with("sqlite:") {
+            return Err(bad(
+                "--catalog (PLAYBACK_GATEWAY_CATALOG, catalog)",
+                format!("{catalog_url:?}: only sqlite://PATH is supported"),
+            ));
+        }
+        let key_layout = match args.key_layout.clone().or(file.key_layout.clone()) {
+            Some(s) => s
+                .parse()
+                .map_err(|e| bad("--key-layout (PLAYBACK_GATEWAY_KEY_LAYOUT, key_layout)", e))?,
+            None => KeyLayout::default(),
+        };
+        Ok(Self {
+            storage,
+            catalog_url,
+            key_layout,
+            dir,
+        })
+    }
+}
+
+impl Config {
+    /// Resolves the `serve` configuration.
+    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Self, ConfigError> {
+        let listen = args
+            .listen
+            .clone()
+            .or(file.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen.parse().map_err(|e| {
+            bad(
+                "--listen (PLAYBACK_GATEWAY_LISTEN, listen)",
+                format!("{listen:?} is not an address like 127.0.0.1:8080 ({e})"),
+            )
+        })?;
+        let max_entries = args
+            .cache_max_entries
+            .or(file.cache_max_entries)
+            .unwrap_or(100_000);
+        Ok(Self {
+            listen,
+            store: StoreConfig::resolve(&args.store, file)?,
+            cache: CacheConfig {
+                ttl: duration(
+                    "--cache-ttl (PLAYBACK_GATEWAY_CACHE_TTL, cache_ttl)",
+                    args.cache_ttl.as_deref(),
+                    file.cache_ttl.as_deref(),
+                    Duration::from_secs(60),
+                )?,
+                negative_ttl: duration(
+                    "--cache-negative-ttl (PLAYBACK_GATEWAY_CACHE_NEGATIVE_TTL, cache_negative_ttl)",
+                    args.cache_negative_ttl.as_deref(),
+                    file.cache_negative_ttl.as_deref(),
+                    Duration::from_secs(5),
+                )?,
+                max_entries,
+            },
+            shutdown_grace: duration(
+                "--shutdown-grace (PLAYBACK_GATEWAY_SHUTDOWN_GRACE, shutdown_grace)",
+                args.shutdown_grace.as_deref(),
+                file.shutdown_grace.as_deref(),
+                Duration::from_secs(30),
+            )?,
+            retry_after: duration(
+                "--retry-after (PLAYBACK_GATEWAY_RETRY_AFTER, retry_after)",
+                args.retry_after.as_deref(),
+                file.retry_after.as_deref(),
+                Duration::from_secs(5),
+            )?,
+        })
+    }
+}
+
+fn s3_options(
+    args: &StoreArgs,
+    file: &FileConfig,
+    bucket: String,
+    prefix: String,
+) -> Result<S3Options, ConfigError> {
+    let key_id = args
+        .s3_access_key_id
+        .clone()
+        .or(file.s3_access_key_id.clone());
+    let secret = args
+        .s3_secret_access_key
+        .clone()
+        .map(Secret)
+        .or(file.s3_secret_access_key.clone());
+    let credentials = match (key_id, secret) {
+        (Some(id), Some(secret)) => Some((id, secret)),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError(
+                "--s3-access-key-id and --s3-secret-access-key go together; \
+                 leave both out to use the standard AWS credential chain"
+                    .into(),
+            ));
+        }
+    };
+    Ok(S3Options {
+        bucket,
+        prefix,
+        endpoint: args.s3_endpoint.clone().or(file.s3_endpoint.clone()),
+        region: args.s3_region.clone().or(file.s3_region.clone()),
+        path_style: args.s3_path_style || file.s3_path_style.unwrap_or(false),
+        credentials,
+        connect_timeout: duration(
+            "--s3-connect-timeout (PLAYBACK_GATEWAY_S3_CONNECT_TIMEOUT, s3_connect_timeout)",
+            args.s3_connect_timeout.as_deref(),
+            file.s3_connect_timeout.as_deref(),
+            Duration::from_secs(3),
+        )?,
+        read_timeout: duration(
+            "--s3-read-timeout (PLAYBACK_GATEWAY_S3_READ_TIMEOUT, s3_read_timeout)",
+            args.s3_read_timeout.as_deref(),
+            file.s3_read_timeout.as_deref(),
+            Duration::from_secs(10),
+        )?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls() {
+        assert_eq!(
+            parse_storage_url("file:///srv/rec").unwrap(),
+            StorageUrl::File("/srv/rec".into())
+        );
+        assert_eq!(
+            parse_storage_url("s3://calls").unwrap(),
+            StorageUrl::S3 {
+                bucket: "calls".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            parse_storage_url("s3://calls/rec/2017/").unwrap(),
+            StorageUrl::S3 {
+                bucket: "calls".into(),
+                prefix: "rec/2017/".into()
+            }
+        );
+        for bad in [
+            "",
+            "calls",
+            "http://x",
+            "file://",
+            "s3://",
+            "s3://Calls",
+            "s3://ab",
+            "s3://calls/../x",
+            "s3://calls/a//b",
+        ] {
+            let err = parse_storage_url(bad).unwrap_err().to_string();
+            assert!(err.contains("--storage"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_name_their_setting() {
+        assert_eq!(parse_duration("x", "90s").unwrap(), Duration::from_secs(90));
+        let err = parse_duration("--cache-ttl", "soon")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--cache-ttl"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2")),
+            "Secret([redacted])"
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let err = toml::from_str::<FileConfig>("lisen = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,89 @@
+//! The HTTP face: routes, request ids, tracing and error rendering.
+//!
+//! Building the router has no side effects; `app` binds and serves it.
+
+mod audio;
+mod body;
+pub mod error;
+mod ops;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::app::AppState;
+use error::ApiError;
+
+/// The request id header: honoured when a proxy or client sends a sane
+/// one, generated otherwise, and always returned.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole router, with its middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/recordings/{name}", get(audio::recording_file))
+        .route(
+            "/2010-04-01/Accounts/{account}/Recordings/{name}",
+            get(audio::twilio_recording),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    // SECURITY: the path only; query strings may carry
+                    // link signatures.
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                    )
+                })
+                .on_response(|res: &Response, latency: Duration, _span: &Span| {
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "response headers sent"
+                    );
+                }),
+        )
+        .layer(middleware::from_fn(request_id))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such resource".into())
+}
+
+/// A request id is at most 128 visible ASCII characters; anything else is
+/// replaced, so that logs cannot be forged or flooded through it.
+fn valid_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = match req.headers().get(REQUEST_ID) {
+        Some(v) if valid_request_id(v) => v.clone(),
+        _ => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown")),
+    };
+    req.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(REQUEST_ID, id);
+    res
+}

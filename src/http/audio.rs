@@ -1,0 +1,315 @@
+//! Audio: `GET|HEAD /recordings/{sid}.wav|.mp3` and Twilio's
+//! `/2010-04-01/Accounts/{AccountSid}/Recordings/{RecordingSid}[.wav|.mp3]`.
+//!
+//! The pure pieces decide (`preconditions`, `range`); this is the one place
+//! that turns their outcomes into HTTP, and asks storage for exactly the
+//! bytes the response promises.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::body::{Multipart, exact};
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::cache::Head;
+use crate::keys::Format;
+use crate::preconditions::{self, Conditions, Precondition, Validators};
+use crate::range::{self, RangeOutcome};
+use crate::sid::{AccountSid, RecordingSid};
+use crate::storage::{GetOptions, ObjectMeta, StorageError};
+
+/// Recordings are private and may be deleted under retention: browsers may
+/// keep a copy but must revalidate it (cheap: a 304), and shared caches
+/// must not store it at all.
+const CACHE_CONTROL: &str = "private, no-cache";
+
+/// Query parameters of the audio routes.
+#[derive(Debug, Deserialize)]
+pub struct AudioQuery {
+    /// `1`/`true` → `Content-Disposition: attachment`.
+    download: Option<String>,
+}
+
+impl AudioQuery {
+    fn download(&self) -> Result<bool, ApiError> {
+        match self.download.as_deref() {
+            None | Some("0" | "false") => Ok(false),
+            Some("" | "1" | "true") => Ok(true),
+            Some(_) => Err(ApiError::BadRequest(
+                "download takes 1 or 0 (true or false)".into(),
+            )),
+        }
+    }
+}
+
+type QueryResult = Result<Query<AudioQuery>, axum::extract::rejection::QueryRejection>;
+
+/// `/recordings/{sid}.wav|.mp3`.
+pub async fn recording_file(
+    State(state): State<AppState>,
+    method: Method,
+    Path(name): Path<String>,
+    query: QueryResult,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (sid, ext) = name
+        .rsplit_once('.')
+        .ok_or_else(|| ApiError::NotFound("no such resource".into()))?;
+    let format = Format::from_ext(ext).ok_or_else(|| {
+        ApiError::NotFound(format!("recordings are served as .wav or .mp3, not .{ext}"))
+    })?;
+    let sid = parse_sid(sid)?;
+    let download = parse_query(query)?.download()?;
+    serve(&state, &method, &headers, None, &sid, format, download).await
+}
+
+/// Twilio's path shape, so a CRM that linked to the partner only changes
+/// the host. No extension means WAV, as at Twilio.
+pub async fn twilio_recording(
+    State(state): State<AppState>,
+    method: Method,
+    Path((account, name)): Path<(String, String)>,
+    query: QueryResult,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let account: AccountSid = account
+        .parse()
+        .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))?;
+    let (sid, format) = match name.rsplit_once('.') {
+        None => (name.as_str(), Format::Wav),
+        Some((sid, ext)) => (
+            sid,
+            Format::from_ext(ext).ok_or_else(|| {
+                ApiError::NotFound(format!("recordings are served as .wav or .mp3, not .{ext}"))
+            })?,
+        ),
+    };
+    let sid = parse_sid(sid)?;
+    let download = parse_query(query)?.download()?;
+    serve(
+        &state,
+        &method,
+        &headers,
+        Some(&account),
+        &sid,
+        format,
+        download,
+    )
+    .await
+}
+
+fn parse_sid(s: &str) -> Result<RecordingSid, ApiError> {
+    s.parse()
+        .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))
+}
+
+fn parse_query(q: QueryResult) -> Result<AudioQuery, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
+}
+
+/// Finds the storage key: the catalog says which account a recording
+/// belongs to. SECURITY: a recording of another account than the one in
+/// the path answers exactly like a recording that does not exist.
+async fn locate(
+    state: &AppState,
+    account: Option<&AccountSid>,
+    sid: &RecordingSid,
+    format: Format,
+) -> Result<String, ApiError> {
+    let known = state
+        .catalog
+        .get(sid)
+        .await
+        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+    let owner = match (known, account) {
+        (Some(rec), Some(a)) if &rec.account_sid != a => {
+            return Err(ApiError::NotFound("no such recording".into()));
+        }
+        (Some(rec), _) => Some(rec.account_sid),
+        (None, a) => a.cloned(),
+    };
+    if owner.is_none() && state.layout.needs_account() {
+        return Err(ApiError::NotFound("no such recording".into()));
+    }
+    Ok(state.layout.render(owner.as_ref(), sid, format))
+}
+
+/// Answers one audio request, end to end.
+async fn serve(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    account: Option<&AccountSid>,
+    sid: &RecordingSid,
+    format: Format,
+    download: bool,
+) -> Result<Response, ApiError> {
+    let key = locate(state, account, sid, format).await?;
+    // Storage may replace the object between our `head` and our `get`; the
+    // read is conditioned on the ETag we answered with, and a mismatch
+    // means: forget the cached metadata and decide again, once.
+    for _attempt in 0..2 {
+        let meta = match state.heads.head(&key).await {
+            Ok(Head::Found(meta)) => meta,
+            Ok(Head::Missing) => return Err(ApiError::NotFound("no such recording".into())),
+            Err(e) => return Err(ApiError::from_storage(&e, state.retry_after)),
+        };
+        let file_name = format!("{sid}.{}", format.ext());
+        let plan = plan(headers, &meta)?;
+        let mut res = match respond(state, method, &key, &meta, format, plan).await {
+            Err(StorageError::Changed) => {
+                state.heads.invalidate(&key).await;
+                continue;
+            }
+            Err(StorageError::NotFound) => {
+                state.heads.invalidate(&key).await;
+                return Err(ApiError::NotFound("no such recording".into()));
+            }
+            Err(e) => return Err(ApiError::from_storage(&e, state.retry_after)),
+            Ok(res) => res,
+        };
+        let h = res.headers_mut();
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_CONTROL),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&meta.etag) {
+            h.insert(header::ETAG, v);
+        }
+        if let Some(v) = meta
+            .last_modified
+            .and_then(|lm| HeaderValue::from_str(&httpdate::fmt_http_date(lm)).ok())
+        {
+            h.insert(header::LAST_MODIFIED, v);
+        }
+        if download {
+            // The sid is validated hex, so the name needs no escaping.
+            let v = format!("attachment; filename=\"{file_name}\"");
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+        }
+        return Ok(res);
+    }
+    Err(ApiError::from_storage(
+        &StorageError::Changed,
+        state.retry_after,
+    ))
+}
+
+/// What to send, decided from headers and metadata alone.
+#[derive(Debug)]
+enum Plan {
+    NotModified,
+    Full,
+    Partial(range::ByteRange),
+    Multi(Vec<range::ByteRange>),
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn plan(headers: &HeaderMap, meta: &ObjectMeta) -> Result<Plan, ApiError> {
+    let conditions = Conditions {
+        if_match: header_str(headers, header::IF_MATCH),
+        if_none_match: header_str(headers, header::IF_NONE_MATCH),
+        if_modified_since: header_str(headers, header::IF_MODIFIED_SINCE),
+        if_unmodified_since: header_str(headers, header::IF_UNMODIFIED_SINCE),
+        if_range: header_str(headers, header::IF_RANGE),
+    };
+    let validators = Validators {
+        etag: &meta.etag,
+        last_modified: meta.last_modified,
+    };
+    let honour_range = match preconditions::evaluate(&conditions, &validators) {
+        Precondition::Failed => return Err(ApiError::PreconditionFailed),
+        Precondition::NotModified => return Ok(Plan::NotModified),
+        Precondition::Proceed { honour_range } => honour_range,
+    };
+    // A Range header that is not valid UTF-8 is not a valid Range: ignore it.
+    let range_header = header_str(headers, header::RANGE).filter(|_| honour_range);
+    Ok(match range::evaluate(range_header, meta.size) {
+        RangeOutcome::Full => Plan::Full,
+        RangeOutcome::Partial(r) => Plan::Partial(r),
+        RangeOutcome::Multi(rs) => Plan::Multi(rs),
+        RangeOutcome::Unsatisfiable => {
+            return Err(ApiError::RangeNotSatisfiable { len: meta.size });
+        }
+    })
+}
+
+/// Builds the response for a plan. HEAD gets the same headers as GET and
+/// no storage read at all.
+async fn respond(
+    state: &AppState,
+    method: &Method,
+    key: &str,
+    meta: &ObjectMeta,
+    format: Format,
+    plan: Plan,
+) -> Result<Response, StorageError> {
+    let head_only = method == Method::HEAD;
+    let storage = state.heads.storage();
+    let (status, len, content_type, content_range, body) = match plan {
+        Plan::NotModified => return Ok(StatusCode::NOT_MODIFIED.into_response()),
+        Plan::Multi(ranges) => {
+            let parts = Multipart::new(&ranges, meta.size, format.content_type());
+            let content_type = format!("multipart/byteranges; boundary={}", parts.boundary);
+            let len = parts.len();
+            let body = (!head_only)
+                .then(|| parts.into_stream(storage.clone(), key.to_owned(), meta.etag.clone()));
+            (StatusCode::PARTIAL_CONTENT, len, content_type, None, body)
+        }
+        plan => {
+            let range = match plan {
+                Plan::Partial(r) => Some(r),
+                _ => None,
+            };
+            let len = range.map_or(meta.size, |r| r.len());
+            let body = if head_only {
+                None
+            } else {
+                let opts = GetOptions {
+                    range,
+                    if_match: Some(&meta.etag),
+                };
+                let obj = storage.get(key, opts).await?;
+                Some(exact(obj.body, len))
+            };
+            let status = if range.is_some() {
+                StatusCode::PARTIAL_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            let content_range = range.map(|r| r.content_range(meta.size));
+            (
+                status,
+                len,
+                format.content_type().to_owned(),
+                content_range,
+                body,
+            )
+        }
+    };
+    let mut res = Response::new(body.map_or_else(Body::empty, Body::from_stream));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(v) = content_range.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(res)
+}
