@@ -1,0 +1,375 @@
+//! `spawn_app()`: a gateway on a random loopback port with fresh storage
+//! (a temp directory or a new SeaweedFS bucket) and a fresh catalog.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use playback_gateway::app::{AppState, Application};
+use playback_gateway::cache::HeadCache;
+use playback_gateway::catalog::{Catalog, Recording, RecordingStatus};
+use playback_gateway::config::{CacheConfig, Secret};
+use playback_gateway::keys::{Format, KeyLayout};
+use playback_gateway::sid::{AccountSid, RecordingSid};
+use playback_gateway::storage::{LocalStorage, S3Options, S3Storage, Storage};
+use tokio::sync::oneshot;
+
+use crate::seaweed;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+/// Generates one test per backend from `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Local).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::S3).await
+                }
+            )*
+        }
+    };
+}
+
+/// Where a test app keeps its recordings, for seeding.
+enum Seeder {
+    Local(std::path::PathBuf),
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+    },
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub catalog: Catalog,
+    pub layout: KeyLayout,
+    seeder: Seeder,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Knobs a few tests turn; everything else is the default.
+#[derive(Clone)]
+pub struct Options {
+    pub s3_endpoint: Option<String>,
+    pub s3_secret: Option<String>,
+    pub bucket_exists: bool,
+    pub grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            s3_endpoint: None,
+            s3_secret: None,
+            bucket_exists: true,
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, Options::default()).await
+}
+
+fn cache_config() -> CacheConfig {
+    CacheConfig {
+        ttl: Duration::from_secs(60),
+        negative_ttl: Duration::from_secs(5),
+        max_entries: 10_000,
+    }
+}
+
+pub async fn s3_client(endpoint: &str, secret: &str) -> S3Storage {
+    S3Storage::connect(&S3Options {
+        bucket: String::new(),
+        prefix: String::new(),
+        endpoint: Some(endpoint.into()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        credentials: Some((seaweed::ACCESS_KEY.into(), Secret::new(secret))),
+        connect_timeout: Duration::from_secs(1),
+        read_timeout: Duration::from_secs(5),
+    })
+    .await
+}
+
+/// Creates a bucket, polling while SeaweedFS finishes starting.
+async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.create_bucket().bucket(bucket).send().await {
+            Ok(_) => return,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!(
+                "SeaweedFS does not create buckets: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            ),
+        }
+    }
+}
+
+pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, seeder): (Arc<dyn Storage>, Seeder) = match backend {
+        Backend::Local => {
+            let root = dir.path().join("recordings");
+            std::fs::create_dir_all(&root).unwrap();
+            (Arc::new(LocalStorage::new(&root)), Seeder::Local(root))
+        }
+        Backend::S3 => {
+            let weed = seaweed::shared();
+            let admin = s3_client(&weed.s3_endpoint, seaweed::SECRET_KEY).await;
+            let bucket = format!("t-{}", uuid::Uuid::new_v4().simple());
+            if opts.bucket_exists {
+                create_bucket(admin.client(), &bucket).await;
+            }
+            let storage = S3Storage::connect(&S3Options {
+                bucket: bucket.clone(),
+                prefix: String::new(),
+                endpoint: Some(opts.s3_endpoint.clone().unwrap_or(weed.s3_endpoint.clone())),
+                region: Some("us-east-1".into()),
+                path_style: true,
+                credentials: Some((
+                    seaweed::ACCESS_KEY.into(),
+                    Secret::new(opts.s3_secret.as_deref().unwrap_or(seaweed::SECRET_KEY)),
+                )),
+                connect_timeout: Duration::from_secs(1),
+                read_timeout: Duration::from_secs(5),
+            })
+            .await;
+            let seeder = Seeder::S3 {
+                client: admin.client().clone(),
+                bucket,
+            };
+            (Arc::new(storage), seeder)
+        }
+    };
+    let catalog_url = format!("sqlite://{}", dir.path().join("catalog.db").display());
+    let catalog = Catalog::connect(&catalog_url).await.unwrap();
+    let layout = KeyLayout::default();
+    let state = AppState {
+        heads: HeadCache::new(storage, &cache_config()),
+        catalog: catalog.clone(),
+        layout: Arc::new(layout.clone()),
+        retry_after: Duration::from_secs(7),
+    };
+    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state, opts.grace)
+        .await
+        .unwrap();
+    let addr = app.local_addr();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        catalog,
+        layout,
+        seeder,
+        stop: Some(stop_tx),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+pub fn random_sid<T: std::str::FromStr>(prefix: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+        .parse()
+        .unwrap()
+}
+
+/// Deterministic pseudo-random bytes, so a wrong offset shows as wrong bytes.
+pub fn audio_bytes(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9 ^ len as u32;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// One recording seeded in storage and catalog.
+pub struct Seeded {
+    pub account: AccountSid,
+    pub sid: RecordingSid,
+    pub bytes: Vec<u8>,
+}
+
+impl Seeded {
+    /// The gateway's own path: `/recordings/{sid}.{ext}`.
+    pub fn path(&self, format: Format) -> String {
+        format!("/recordings/{}.{}", self.sid, format.ext())
+    }
+    /// Twilio's path shape (no extension).
+    pub fn twilio_path(&self) -> String {
+        format!(
+            "/2010-04-01/Accounts/{}/Recordings/{}",
+            self.account, self.sid
+        )
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn head(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.head(self.url(path))
+    }
+
+    /// Writes an object straight into storage, bypassing the gateway.
+    pub async fn put_object(&self, key: &str, bytes: &[u8]) {
+        match &self.seeder {
+            Seeder::Local(root) => {
+                let path = root.join(key);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                // Write then rename, as an uploader would: readers never
+                // see a half-written file.
+                let tmp = path.with_extension("partial");
+                std::fs::write(&tmp, bytes).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+            }
+            Seeder::S3 { client, bucket } => {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(ByteStream::from(bytes.to_vec()))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    pub async fn delete_object(&self, key: &str) {
+        match &self.seeder {
+            Seeder::Local(root) => std::fs::remove_file(root.join(key)).unwrap(),
+            Seeder::S3 { client, bucket } => {
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The local path of a key (local backend only).
+    pub fn local_path(&self, key: &str) -> std::path::PathBuf {
+        match &self.seeder {
+            Seeder::Local(root) => root.join(key),
+            Seeder::S3 { .. } => panic!("local_path on the S3 backend"),
+        }
+    }
+
+    pub fn key(&self, s: &Seeded, format: Format) -> String {
+        self.layout.render(Some(&s.account), &s.sid, format)
+    }
+
+    /// A completed recording of `len` bytes in both formats, in storage and
+    /// in the catalog.
+    pub async fn seed(&self, len: usize) -> Seeded {
+        let s = Seeded {
+            account: random_sid("AC"),
+            sid: random_sid("RE"),
+            bytes: audio_bytes(len),
+        };
+        for f in Format::ALL {
+            self.put_object(&self.key(&s, f), &s.bytes).await;
+        }
+        self.catalog
+            .upsert(&Recording {
+                sid: s.sid.clone(),
+                account_sid: s.account.clone(),
+                call_sid: Some(random_sid("CA")),
+                start_time: Some("2017-05-09T17:50:00Z".parse().unwrap()),
+                duration: Some(60),
+                channels: Some(1),
+                source: Some("DialVerb".into()),
+                track: None,
+                status: RecordingStatus::Completed,
+                error_code: None,
+                formats: Format::ALL.to_vec(),
+                deleted_at: None,
+                deleted_reason: None,
+            })
+            .await
+            .unwrap();
+        s
+    }
+
+    /// Stops the server as SIGTERM would, and waits for the drain.
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.unwrap(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+    }
+}
+
+/// A problem+json body, checked for its shape.
+pub async fn problem(res: reqwest::Response) -> serde_json::Value {
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/problem+json",
+        "{:?}",
+        res.headers()
+    );
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().unwrap().starts_with("/problems/"));
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}

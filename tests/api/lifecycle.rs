@@ -1,0 +1,207 @@
+//! The process around the routes: the binary, its configuration, health,
+//! shutdown and failing bodies.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use playback_gateway::keys::Format;
+use reqwest::StatusCode;
+
+use crate::helpers::{Backend, Options, spawn_app, spawn_app_with};
+
+const BIN: &str = env!("CARGO_BIN_EXE_playback-gateway");
+
+fn run_failing(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_configuration_fails_at_start_and_names_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["serve"], "--dir"),
+        (&["serve", "--storage", "ftp://x"], "--storage"),
+        (&["serve", "--storage", "s3://UPPER"], "--storage"),
+        (&["serve", "--dir", d, "--listen", "nowhere"], "--listen"),
+        (&["serve", "--dir", d, "--cache-ttl", "soon"], "--cache-ttl"),
+        (
+            &["serve", "--dir", d, "--key-layout", "{sid}"],
+            "--key-layout",
+        ),
+        (
+            &["serve", "--dir", d, "--catalog", "mysql://x"],
+            "--catalog",
+        ),
+        (
+            &[
+                "serve",
+                "--storage",
+                "file:///definitely/not/here",
+                "--dir",
+                d,
+            ],
+            "not/here",
+        ),
+        (
+            &["serve", "--config", "/definitely/not/here.toml"],
+            "--config",
+        ),
+    ];
+    for (args, needle) in cases {
+        let err = run_failing(args);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let err = run_failing(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert!(err.contains("lisen"), "{err}");
+}
+
+#[test]
+fn the_binary_serves_a_data_dir_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nlog_format = \"json\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env_clear()
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("a log line").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON logs");
+        if let Some(a) = v["address"].as_str() {
+            break a.to_string();
+        }
+    };
+    let health = reqwest::blocking_get(&format!("http://{addr}/healthz"));
+    assert_eq!(health, 200);
+    let ready = reqwest::blocking_get(&format!("http://{addr}/readyz"));
+    assert_eq!(ready, 200);
+    assert!(dir.path().join("data/recordings").is_dir());
+    assert!(dir.path().join("data/catalog.db").is_file());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A tiny blocking GET (status only), to keep the binary test synchronous.
+mod reqwest {
+    pub use ::reqwest::*;
+    pub fn blocking_get(url: &str) -> u16 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { ::reqwest::get(url).await.unwrap().status().as_u16() })
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app(Backend::Local).await;
+    let res = app.get("/healthz").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.get("/readyz").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["checks"]["storage"]["status"], "ok");
+    assert_eq!(body["checks"]["catalog"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn shutdown_refuses_new_connections_and_drains_streams() {
+    let mut app = spawn_app(Backend::Local).await;
+    let rec = app.seed(8 * 1024 * 1024).await;
+    let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
+    let mut body = res.bytes_stream();
+    let mut got = body.next().await.unwrap().unwrap().to_vec();
+    let addr = app.addr;
+    let stopping = tokio::spawn(async move { app.shutdown().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "new connections are refused while draining"
+    );
+    while let Some(chunk) = body.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(got == rec.bytes, "the in-flight stream finished whole");
+    stopping.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_on_stalled_clients_at_the_deadline() {
+    let mut app = spawn_app_with(
+        Backend::Local,
+        Options {
+            grace: Duration::from_millis(500),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rec = app.seed(64 * 1024 * 1024).await;
+    let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The client reads nothing more: the stream cannot finish.
+    let started = Instant::now();
+    app.shutdown().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(res);
+}
+
+#[tokio::test]
+async fn a_storage_failure_mid_body_aborts_the_response() {
+    let app = spawn_app(Backend::Local).await;
+    let rec = app.seed(32 * 1024 * 1024).await;
+    let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.bytes_stream();
+    let mut got = body.next().await.unwrap().unwrap().len();
+    // The file shrinks under the open handle: storage ends early.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(app.local_path(&app.key(&rec, Format::Wav)))
+        .unwrap();
+    file.set_len(1024).unwrap();
+    let mut failed = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => got += c.len(),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "a short body must not look complete ({got} bytes)");
+    assert!(got < rec.bytes.len());
+}

@@ -1,0 +1,10 @@
+//! The one integration-test binary: every test builds the real app with
+//! `spawn_app()` and talks HTTP to it, on both storage backends.
+
+mod helpers;
+mod seaweed;
+
+mod audio;
+mod conditional;
+mod errors;
+mod lifecycle;
