@@ -205,3 +205,30 @@ async fn a_storage_failure_mid_body_aborts_the_response() {
     assert!(failed, "a short body must not look complete ({got} bytes)");
     assert!(got < rec.bytes.len());
 }
+
+/// Open file descriptors of this process (which runs the gateway) that
+/// point at `path`.
+fn open_handles_to(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_storage_read() {
+    let app = spawn_app(Backend::Local).await;
+    let rec = app.seed(32 * 1024 * 1024).await;
+    let path = app.local_path(&app.key(&rec, Format::Wav));
+    let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
+    let mut body = res.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    assert_eq!(open_handles_to(&path), 1, "the stream reads the file");
+    drop(body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_handles_to(&path) > 0 {
+        assert!(Instant::now() < deadline, "the read was not cancelled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -8,3 +8,4 @@ mod audio;
 mod conditional;
 mod errors;
 mod lifecycle;
+mod players;
