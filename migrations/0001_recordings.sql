@@ -5,7 +5,8 @@ CREATE TABLE recordings (
     account_sid    TEXT NOT NULL,               -- AC + 32 hex
     call_sid       TEXT,                        -- CA + 32 hex
     start_time     TEXT,                        -- when recording started
-    duration       INTEGER,                     -- seconds; call end = start + duration
+    duration       INTEGER,                     -- seconds
+    end_time       TEXT,                        -- start_time + duration (indexed)
     channels       INTEGER,
     source         TEXT,                        -- Twilio's RecordingSource
     track          TEXT,
@@ -18,3 +19,12 @@ CREATE TABLE recordings (
 );
 CREATE INDEX recordings_by_call ON recordings (call_sid);
 CREATE INDEX recordings_by_account_start ON recordings (account_sid, start_time);
+CREATE INDEX recordings_by_end ON recordings (end_time);
+CREATE INDEX recordings_by_start ON recordings (start_time);
+
+-- Incidents created through the admin API (file incidents live in files).
+CREATE TABLE incidents (
+    id         TEXT PRIMARY KEY NOT NULL,
+    spec       TEXT NOT NULL,                   -- IncidentSpec as JSON
+    updated_at TEXT NOT NULL
+);

@@ -12,9 +12,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::cache::HeadCache;
+use crate::cache::{HeadCache, RecordingCache};
 use crate::catalog::Catalog;
-use crate::config::{Config, StorageConfig, StoreConfig};
+use crate::config::{Config, Secret, StorageConfig, StoreConfig};
+use crate::incidents::registry::Registry;
 use crate::keys::KeyLayout;
 use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
 
@@ -24,9 +25,45 @@ pub struct AppState {
     /// Storage behind its metadata cache.
     pub heads: HeadCache,
     pub catalog: Catalog,
+    /// Catalog entries, cached.
+    pub recordings: RecordingCache,
+    pub registry: Registry,
     pub layout: Arc<KeyLayout>,
     /// Sent as `Retry-After` with every 503.
     pub retry_after: Duration,
+    /// Enables the admin API; `None` disables it.
+    pub admin_token: Option<Secret>,
+    /// Serving the demo: `/` is the demo CRM page.
+    pub demo: bool,
+}
+
+impl AppState {
+    /// Connects storage and catalog and loads the registry.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let storage = open_storage(&config.store).await?;
+        let catalog = open_catalog(&config.store).await?;
+        let registry = Registry::load(catalog.clone(), config.incidents_dir.as_deref()).await?;
+        Ok(Self::new(storage, catalog, registry, config))
+    }
+
+    /// Assembles a state from parts (tests build theirs this way).
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        catalog: Catalog,
+        registry: Registry,
+        config: &Config,
+    ) -> Self {
+        Self {
+            heads: HeadCache::new(storage, &config.cache),
+            recordings: RecordingCache::new(catalog.clone(), &config.cache),
+            catalog,
+            registry,
+            layout: Arc::new(config.store.key_layout.clone()),
+            retry_after: config.retry_after,
+            admin_token: config.admin_token.clone(),
+            demo: false,
+        }
+    }
 }
 
 /// Opens the configured storage. A local directory of the embedded default
@@ -78,14 +115,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let storage = open_storage(&config.store).await?;
-        let catalog = open_catalog(&config.store).await?;
-        let state = AppState {
-            heads: HeadCache::new(storage, &config.cache),
-            catalog,
-            layout: Arc::new(config.store.key_layout.clone()),
-            retry_after: config.retry_after,
-        };
+        let state = AppState::build(config).await?;
         Self::bind(config.listen, state, config.shutdown_grace).await
     }
 

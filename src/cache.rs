@@ -1,9 +1,12 @@
-//! The storage metadata cache (`moka`).
+//! Caches (`moka`) in front of storage and catalog.
 //!
-//! Caches `head` answers per key: found (size, ETag, Last-Modified) for a
-//! normal TTL, not found for a short one. Concurrent misses for one key
-//! share a single storage call (single-flight). Transient errors are never
-//! cached: the next request asks storage again.
+//! [`HeadCache`] keeps storage `head` answers per key: found (size, ETag,
+//! Last-Modified) for a normal TTL, not found for a short one.
+//! [`RecordingCache`] keeps catalog entries the same way. Concurrent misses
+//! for one key share a single call (single-flight). Transient errors are
+//! never cached: the next request asks again. Verdicts are not cached:
+//! they are a pure function of these cached inputs and the registry
+//! snapshot, so a registry change applies to the very next request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +14,9 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::future::Cache;
 
+use crate::catalog::{Catalog, CatalogError, Recording};
 use crate::config::CacheConfig;
+use crate::sid::RecordingSid;
 use crate::storage::{ObjectMeta, Storage, StorageError};
 
 /// A cached storage answer.
@@ -33,6 +38,64 @@ impl Expiry<String, Head> for ByAnswer {
             Head::Found(_) => self.ttl,
             Head::Missing => self.negative_ttl,
         })
+    }
+}
+
+impl Expiry<RecordingSid, Option<Arc<Recording>>> for ByAnswer {
+    fn expire_after_create(
+        &self,
+        _key: &RecordingSid,
+        value: &Option<Arc<Recording>>,
+        _at: Instant,
+    ) -> Option<Duration> {
+        Some(if value.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        })
+    }
+}
+
+/// Catalog entries by recording sid, shared by every request.
+#[derive(Clone)]
+pub struct RecordingCache {
+    entries: Cache<RecordingSid, Option<Arc<Recording>>>,
+    catalog: Catalog,
+}
+
+impl RecordingCache {
+    pub fn new(catalog: Catalog, config: &CacheConfig) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(ByAnswer {
+                ttl: config.ttl,
+                negative_ttl: config.negative_ttl,
+            })
+            .build();
+        Self { entries, catalog }
+    }
+
+    /// The catalog entry, from cache or database.
+    pub async fn get(
+        &self,
+        sid: &RecordingSid,
+    ) -> Result<Option<Arc<Recording>>, Arc<CatalogError>> {
+        let catalog = &self.catalog;
+        self.entries
+            .try_get_with_by_ref(
+                sid,
+                async move { Ok(catalog.get(sid).await?.map(Arc::new)) },
+            )
+            .await
+    }
+
+    /// Forgets a recording at once (ingest or admin changed it).
+    pub async fn invalidate(&self, sid: &RecordingSid) {
+        self.entries.invalidate(sid).await;
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 }
 

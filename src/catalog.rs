@@ -146,6 +146,30 @@ impl TryFrom<Row> for Recording {
     }
 }
 
+impl Recording {
+    /// When the recorded call ended: start + duration.
+    pub fn end_time(&self) -> Option<Timestamp> {
+        let start = self.start_time?;
+        let secs = i64::from(self.duration?);
+        start
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .ok()
+    }
+}
+
+/// Which time of a recording a window query compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeField {
+    Start,
+    End,
+}
+
+/// Times are stored as fixed-width RFC 3339 UTC with whole seconds, so that
+/// text order is time order (a fractional `…00.5Z` would sort before `…00Z`).
+pub(crate) fn db_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 const COLUMNS: &str = "sid, account_sid, call_sid, start_time, duration, channels, source, \
                        track, status, error_code, formats, deleted_at, deleted_reason";
 
@@ -181,8 +205,8 @@ impl Catalog {
     pub async fn upsert(&self, r: &Recording) -> Result<(), CatalogError> {
         let formats: Vec<&str> = r.formats.iter().map(|f| f.ext()).collect();
         sqlx::query(&format!(
-            "INSERT INTO recordings ({COLUMNS}, date_updated)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO recordings ({COLUMNS}, end_time, date_updated)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (sid) DO UPDATE SET
                account_sid = excluded.account_sid, call_sid = excluded.call_sid,
                start_time = excluded.start_time, duration = excluded.duration,
@@ -190,12 +214,12 @@ impl Catalog {
                track = excluded.track, status = excluded.status,
                error_code = excluded.error_code, formats = excluded.formats,
                deleted_at = excluded.deleted_at, deleted_reason = excluded.deleted_reason,
-               date_updated = excluded.date_updated"
+               end_time = excluded.end_time, date_updated = excluded.date_updated"
         ))
         .bind(r.sid.as_str())
         .bind(r.account_sid.as_str())
         .bind(r.call_sid.as_ref().map(|c| c.as_str()))
-        .bind(r.start_time.map(|t| t.to_string()))
+        .bind(r.start_time.map(db_time))
         .bind(r.duration.map(i64::from))
         .bind(r.channels.map(i64::from))
         .bind(r.source.as_deref())
@@ -203,9 +227,82 @@ impl Catalog {
         .bind(r.status.as_str())
         .bind(r.error_code.map(i64::from))
         .bind(formats.join(","))
-        .bind(r.deleted_at.map(|t| t.to_string()))
+        .bind(r.deleted_at.map(db_time))
         .bind(r.deleted_reason.as_deref())
-        .bind(Timestamp::now().to_string())
+        .bind(r.end_time().map(db_time))
+        .bind(db_time(Timestamp::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn select(&self, filter: &str, binds: &[&str]) -> Result<Vec<Recording>, CatalogError> {
+        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE {filter}");
+        let mut q = sqlx::query_as::<_, Row>(&sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Recording::try_from)
+            .collect()
+    }
+
+    /// The recordings of one call, oldest first.
+    pub async fn by_call(&self, call: &CallSid) -> Result<Vec<Recording>, CatalogError> {
+        self.select("call_sid = ? ORDER BY start_time, sid", &[call.as_str()])
+            .await
+    }
+
+    /// An account's recordings that started in `[from, to)`, oldest first.
+    pub async fn by_account_between(
+        &self,
+        account: &AccountSid,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Recording>, CatalogError> {
+        let (from, to) = (db_time(from), db_time(to));
+        self.select(
+            "account_sid = ? AND start_time >= ? AND start_time < ? ORDER BY start_time, sid",
+            &[account.as_str(), &from, &to],
+        )
+        .await
+    }
+
+    /// Recordings whose start or end lies in `[from, to]` (both inclusive),
+    /// oldest first: the candidates of an incident window.
+    pub async fn in_window(
+        &self,
+        field: TimeField,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Recording>, CatalogError> {
+        let (from, to) = (db_time(from), db_time(to));
+        let filter = match field {
+            TimeField::Start => "start_time >= ? AND start_time <= ? ORDER BY start_time, sid",
+            TimeField::End => "end_time >= ? AND end_time <= ? ORDER BY end_time, sid",
+        };
+        self.select(filter, &[&from, &to]).await
+    }
+
+    /// Admin-created incidents, as stored JSON.
+    pub async fn incident_specs(&self) -> Result<Vec<String>, CatalogError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT spec FROM incidents ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
+    /// Stores (inserts or replaces) an admin incident.
+    pub async fn save_incident_spec(&self, id: &str, spec_json: &str) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO incidents (id, spec, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(spec_json)
+        .bind(db_time(Timestamp::now()))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -126,6 +126,21 @@ pub struct ServeArgs {
     #[arg(long, env = "PLAYBACK_GATEWAY_SHUTDOWN_GRACE", value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
 
+    /// Bearer token that enables the admin API (at least 16 characters);
+    /// without it the admin API is off.
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+
+    /// A directory of extra incident definitions (`*.toml`), loaded at
+    /// start beside the shipped ones.
+    #[arg(long, env = "PLAYBACK_GATEWAY_INCIDENTS", value_name = "DIR")]
+    pub incidents: Option<PathBuf>,
+
     /// `Retry-After` sent with 503 answers [default: 5s].
     #[arg(long, env = "PLAYBACK_GATEWAY_RETRY_AFTER", value_name = "DURATION")]
     pub retry_after: Option<String>,

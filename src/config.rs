@@ -87,6 +87,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Sent as `Retry-After` with 503 answers.
     pub retry_after: Duration,
+    /// Bearer token of the admin API; `None` disables it.
+    pub admin_token: Option<Secret>,
+    /// Extra incident definitions (`*.toml`), beside the shipped ones.
+    pub incidents_dir: Option<PathBuf>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -111,6 +115,8 @@ pub struct FileConfig {
     pub shutdown_grace: Option<String>,
     pub retry_after: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub admin_token: Option<Secret>,
+    pub incidents: Option<PathBuf>,
 }
 
 /// A configuration error: says which setting and why.
@@ -299,6 +305,21 @@ impl Config {
                 file.retry_after.as_deref(),
                 Duration::from_secs(5),
             )?,
+            admin_token: match args
+                .admin_token
+                .clone()
+                .map(Secret)
+                .or(file.admin_token.clone())
+            {
+                Some(t) if t.expose().len() < 16 => {
+                    return Err(bad(
+                        "--admin-token (PLAYBACK_GATEWAY_ADMIN_TOKEN, admin_token)",
+                        "use at least 16 characters",
+                    ));
+                }
+                t => t,
+            },
+            incidents_dir: args.incidents.clone().or(file.incidents.clone()),
         })
     }
 }

@@ -2,10 +2,18 @@
 //!
 //! Building the router has no side effects; `app` binds and serves it.
 
+mod admin;
+pub mod answer;
+mod assets;
 mod audio;
 mod body;
 pub mod error;
+mod incidents;
+pub mod lookup;
+pub mod negotiate;
 mod ops;
+pub mod pages;
+mod status;
 
 use std::time::Duration;
 
@@ -14,7 +22,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -33,6 +41,16 @@ pub fn router(state: AppState) -> Router {
             "/2010-04-01/Accounts/{account}/Recordings/{name}",
             get(audio::twilio_recording),
         )
+        .route("/calls/{call}", get(status::call))
+        .route("/accounts/{account}/{list}", get(status::account_day))
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{id}", get(incidents::show))
+        .route("/incidents/{id}/affected.csv", get(incidents::affected_csv))
+        .route("/admin/incidents", post(admin::create))
+        .route("/admin/incidents/{id}", put(admin::update))
+        .route("/admin/incidents/{id}/resolve", post(admin::resolve))
+        .route("/static/{file}", get(assets::asset))
+        .route("/", get(ops::index))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)

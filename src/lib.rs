@@ -30,13 +30,16 @@ pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod explain;
 pub mod http;
+pub mod incidents;
 pub mod keys;
 pub mod preconditions;
 pub mod range;
 pub mod sid;
 pub mod storage;
 pub mod telemetry;
+pub mod verdict;
 
 use cli::{Cli, Command};
 use config::{Config, FileConfig};

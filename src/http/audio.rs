@@ -13,8 +13,9 @@ use serde::Deserialize;
 
 use super::body::{Multipart, exact};
 use super::error::ApiError;
+use super::negotiate::Repr;
+use super::{answer, lookup, status};
 use crate::app::AppState;
-use crate::cache::Head;
 use crate::keys::Format;
 use crate::preconditions::{self, Conditions, Precondition, Validators};
 use crate::range::{self, RangeOutcome};
@@ -47,7 +48,8 @@ impl AudioQuery {
 
 type QueryResult = Result<Query<AudioQuery>, axum::extract::rejection::QueryRejection>;
 
-/// `/recordings/{sid}.wav|.mp3`.
+/// `/recordings/{sid}.wav|.mp3` (audio), `/recordings/{sid}` (status page,
+/// HTML or JSON) and `/recordings/{sid}.json`.
 pub async fn recording_file(
     State(state): State<AppState>,
     method: Method,
@@ -55,19 +57,23 @@ pub async fn recording_file(
     query: QueryResult,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (sid, ext) = name
-        .rsplit_once('.')
-        .ok_or_else(|| ApiError::NotFound("no such resource".into()))?;
-    let format = Format::from_ext(ext).ok_or_else(|| {
-        ApiError::NotFound(format!("recordings are served as .wav or .mp3, not .{ext}"))
-    })?;
+    let (sid, ext) = match name.rsplit_once('.') {
+        Some((sid, ext)) => (sid, Some(ext)),
+        None => (name.as_str(), None),
+    };
     let sid = parse_sid(sid)?;
+    let format = match ext {
+        None => return status::recording(&state, &sid, &headers, None).await,
+        Some("json") => return status::recording(&state, &sid, &headers, Some(Repr::Json)).await,
+        Some(ext) => Format::from_ext(ext).ok_or_else(|| unknown_ext(ext))?,
+    };
     let download = parse_query(query)?.download()?;
     serve(&state, &method, &headers, None, &sid, format, download).await
 }
 
 /// Twilio's path shape, so a CRM that linked to the partner only changes
-/// the host. No extension means WAV, as at Twilio.
+/// the host. No extension means WAV, as at Twilio; `.json` is Twilio's
+/// Recording resource plus an `availability` object.
 pub async fn twilio_recording(
     State(state): State<AppState>,
     method: Method,
@@ -78,16 +84,16 @@ pub async fn twilio_recording(
     let account: AccountSid = account
         .parse()
         .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))?;
-    let (sid, format) = match name.rsplit_once('.') {
-        None => (name.as_str(), Format::Wav),
-        Some((sid, ext)) => (
-            sid,
-            Format::from_ext(ext).ok_or_else(|| {
-                ApiError::NotFound(format!("recordings are served as .wav or .mp3, not .{ext}"))
-            })?,
-        ),
+    let (sid, ext) = match name.rsplit_once('.') {
+        Some((sid, ext)) => (sid, Some(ext)),
+        None => (name.as_str(), None),
     };
     let sid = parse_sid(sid)?;
+    let format = match ext {
+        None => Format::Wav,
+        Some("json") => return status::twilio_json(&state, &account, &sid).await,
+        Some(ext) => Format::from_ext(ext).ok_or_else(|| unknown_ext(ext))?,
+    };
     let download = parse_query(query)?.download()?;
     serve(
         &state,
@@ -101,6 +107,13 @@ pub async fn twilio_recording(
     .await
 }
 
+fn unknown_ext(ext: &str) -> ApiError {
+    let ext: String = ext.chars().take(16).collect();
+    ApiError::NotFound(format!(
+        "recordings are served as .wav, .mp3 or .json, not .{ext}"
+    ))
+}
+
 fn parse_sid(s: &str) -> Result<RecordingSid, ApiError> {
     s.parse()
         .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))
@@ -111,34 +124,9 @@ fn parse_query(q: QueryResult) -> Result<AudioQuery, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
 }
 
-/// Finds the storage key: the catalog says which account a recording
-/// belongs to. SECURITY: a recording of another account than the one in
-/// the path answers exactly like a recording that does not exist.
-async fn locate(
-    state: &AppState,
-    account: Option<&AccountSid>,
-    sid: &RecordingSid,
-    format: Format,
-) -> Result<String, ApiError> {
-    let known = state
-        .catalog
-        .get(sid)
-        .await
-        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
-    let owner = match (known, account) {
-        (Some(rec), Some(a)) if &rec.account_sid != a => {
-            return Err(ApiError::NotFound("no such recording".into()));
-        }
-        (Some(rec), _) => Some(rec.account_sid),
-        (None, a) => a.cloned(),
-    };
-    if owner.is_none() && state.layout.needs_account() {
-        return Err(ApiError::NotFound("no such recording".into()));
-    }
-    Ok(state.layout.render(owner.as_ref(), sid, format))
-}
-
-/// Answers one audio request, end to end.
+/// Answers one audio request, end to end: the verdict decides whether
+/// there is audio; if there is, the pure range/precondition logic decides
+/// what part of it.
 async fn serve(
     state: &AppState,
     method: &Method,
@@ -148,26 +136,20 @@ async fn serve(
     format: Format,
     download: bool,
 ) -> Result<Response, ApiError> {
-    let key = locate(state, account, sid, format).await?;
     // Storage may replace the object between our `head` and our `get`; the
     // read is conditioned on the ETag we answered with, and a mismatch
     // means: forget the cached metadata and decide again, once.
     for _attempt in 0..2 {
-        let meta = match state.heads.head(&key).await {
-            Ok(Head::Found(meta)) => meta,
-            Ok(Head::Missing) => return Err(ApiError::NotFound("no such recording".into())),
-            Err(e) => return Err(ApiError::from_storage(&e, state.retry_after)),
+        let resolved = lookup::resolve(state, account, sid, Some(format)).await?;
+        let (Some(key), Some(meta)) = (&resolved.key, &resolved.meta) else {
+            return Ok(answer::verdict_response(state, &resolved, headers));
         };
         let file_name = format!("{sid}.{}", format.ext());
-        let plan = plan(headers, &meta)?;
-        let mut res = match respond(state, method, &key, &meta, format, plan).await {
-            Err(StorageError::Changed) => {
-                state.heads.invalidate(&key).await;
+        let plan = plan(headers, meta)?;
+        let mut res = match respond(state, method, key, meta, format, plan).await {
+            Err(StorageError::Changed | StorageError::NotFound) => {
+                state.heads.invalidate(key).await;
                 continue;
-            }
-            Err(StorageError::NotFound) => {
-                state.heads.invalidate(&key).await;
-                return Err(ApiError::NotFound("no such recording".into()));
             }
             Err(e) => return Err(ApiError::from_storage(&e, state.retry_after)),
             Ok(res) => res,

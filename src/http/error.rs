@@ -22,6 +22,15 @@ pub enum ApiError {
     /// No such resource (also: another account's resource).
     #[error("{0}")]
     NotFound(String),
+    /// No credential, or a wrong one.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The credential cannot do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The change conflicts with what exists.
+    #[error("{0}")]
+    Conflict(String),
     /// `If-Match` / `If-Unmodified-Since` failed.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -84,6 +93,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -95,26 +107,33 @@ impl ApiError {
     /// The problem document: only client-safe text.
     pub fn problem(&self) -> Problem {
         let (kind, title, detail) = match self {
-            Self::BadRequest(d) => ("bad-request", "Bad request", d.clone()),
-            Self::NotFound(d) => ("not-found", "Not found", d.clone()),
+            Self::BadRequest(d) => ("bad_request", "Bad request", d.clone()),
+            Self::NotFound(d) => ("not_found", "Not found", d.clone()),
+            Self::Unauthorized => (
+                "unauthorized",
+                "Unauthorized",
+                "this needs a valid credential in the Authorization header".into(),
+            ),
+            Self::Forbidden(d) => ("forbidden", "Forbidden", d.clone()),
+            Self::Conflict(d) => ("conflict", "Conflict", d.clone()),
             Self::PreconditionFailed => (
-                "precondition-failed",
+                "precondition_failed",
                 "Precondition failed",
                 "the recording does not match the If-Match or If-Unmodified-Since condition".into(),
             ),
             Self::RangeNotSatisfiable { len } => (
-                "range-not-satisfiable",
+                "range_not_satisfiable",
                 "Range not satisfiable",
                 format!("no requested range overlaps the recording's {len} bytes"),
             ),
             Self::Unavailable { .. } => (
-                "storage-unavailable",
+                "storage_unavailable",
                 "Temporarily unavailable",
                 "recording storage is temporarily unavailable; nothing is lost, try again shortly"
                     .into(),
             ),
             Self::Misconfigured(_) => (
-                "storage-misconfigured",
+                "storage_misconfigured",
                 "Bad gateway",
                 "recording storage refused the gateway; an operator has to fix its configuration"
                     .into(),
@@ -158,6 +177,9 @@ impl IntoResponse for ApiError {
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs().max(1)),
                 );
+            }
+            Self::Unauthorized => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::RangeNotSatisfiable { len } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {

@@ -7,6 +7,23 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 
+/// `/`: the demo CRM when running the demo, a map of the pages otherwise.
+pub async fn index(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if state.demo {
+        return axum::response::Redirect::to("/demo").into_response();
+    }
+    axum::response::Html(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>playback-gateway</title>\
+         <link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><main>\
+         <h1>playback-gateway</h1><p>Recordings: <code>/recordings/{RecordingSid}.mp3</code>, \
+         status pages at <code>/recordings/{RecordingSid}</code>.</p>\
+         <p><a href=\"/incidents\">Incidents</a> · <a href=\"/healthz\">health</a> · \
+         <a href=\"/readyz\">readiness</a></p></main></body></html>",
+    )
+    .into_response()
+}
+
 /// The process is up.
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))

@@ -67,7 +67,12 @@ async fn a_recording_that_is_not_stored_is_404(b: Backend) {
     let app = spawn_app(b).await;
     let rec = app.seed(10).await;
     app.delete_object(&app.key(&rec, Format::Mp3)).await;
-    let res = app.get(&rec.path(Format::Mp3)).send().await.unwrap();
+    let res = app
+        .get(&rec.path(Format::Mp3))
+        .header("accept", "application/problem+json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     problem(res).await;
     // The other format is still there.
@@ -181,16 +186,37 @@ async fn s3_down_is_503_with_retry_after_never_404() {
         sid: random_sid("RE"),
         bytes: vec![],
     };
+    // The catalog knows it, and its call ended inside the 2017-05-09
+    // window: with storage down, it must still never be called lost.
+    app.catalog
+        .upsert(&playback_gateway::catalog::Recording {
+            sid: rec.sid.clone(),
+            account_sid: rec.account.clone(),
+            call_sid: None,
+            start_time: Some("2017-05-09T17:49:00Z".parse().unwrap()),
+            duration: Some(60),
+            channels: Some(1),
+            source: None,
+            track: None,
+            status: playback_gateway::catalog::RecordingStatus::Completed,
+            error_code: None,
+            formats: Format::ALL.to_vec(),
+            deleted_at: None,
+            deleted_reason: None,
+        })
+        .await
+        .unwrap();
     for _ in 0..2 {
         let res = app
             .get(&format!("{}.mp3", rec.twilio_path()))
+            .header("accept", "application/json")
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()["retry-after"], "7");
         let body = problem(res).await;
-        assert_eq!(body["type"], "/problems/storage-unavailable");
+        assert_eq!(body["type"], "/problems/storage_unavailable");
         assert!(
             !body.to_string().contains(&port.to_string()),
             "no internals: {body}"
@@ -214,7 +240,7 @@ async fn s3_wrong_credentials_are_502_not_404() {
     let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
     let body = problem(res).await;
-    assert_eq!(body["type"], "/problems/storage-misconfigured");
+    assert_eq!(body["type"], "/problems/storage_misconfigured");
 }
 
 #[tokio::test]

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use playback_gateway::app::{AppState, Application};
-use playback_gateway::cache::HeadCache;
 use playback_gateway::catalog::{Catalog, Recording, RecordingStatus};
-use playback_gateway::config::{CacheConfig, Secret};
+use playback_gateway::config::{CacheConfig, Config, Secret, StorageConfig, StoreConfig};
+use playback_gateway::incidents::registry::Registry;
 use playback_gateway::keys::{Format, KeyLayout};
 use playback_gateway::sid::{AccountSid, RecordingSid};
 use playback_gateway::storage::{LocalStorage, S3Options, S3Storage, Storage};
@@ -60,6 +60,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub catalog: Catalog,
     pub layout: KeyLayout,
+    pub state: AppState,
     seeder: Seeder,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -85,6 +86,8 @@ impl Default for Options {
         }
     }
 }
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, Options::default()).await
@@ -169,13 +172,25 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
     let catalog_url = format!("sqlite://{}", dir.path().join("catalog.db").display());
     let catalog = Catalog::connect(&catalog_url).await.unwrap();
     let layout = KeyLayout::default();
-    let state = AppState {
-        heads: HeadCache::new(storage, &cache_config()),
-        catalog: catalog.clone(),
-        layout: Arc::new(layout.clone()),
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: StoreConfig {
+            storage: StorageConfig::Local {
+                root: dir.path().join("recordings"),
+            },
+            catalog_url: catalog_url.clone(),
+            key_layout: layout.clone(),
+            dir: Some(dir.path().into()),
+        },
+        cache: cache_config(),
+        shutdown_grace: opts.grace,
         retry_after: Duration::from_secs(7),
+        admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        incidents_dir: None,
     };
-    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state, opts.grace)
+    let registry = Registry::load(catalog.clone(), None).await.unwrap();
+    let state = AppState::new(storage, catalog.clone(), registry, &config);
+    let app = Application::bind(config.listen, state.clone(), opts.grace)
         .await
         .unwrap();
     let addr = app.local_addr();
@@ -191,6 +206,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
             .unwrap(),
         catalog,
         layout,
+        state,
         seeder,
         stop: Some(stop_tx),
         server: Some(server),
@@ -322,7 +338,8 @@ impl TestApp {
                 sid: s.sid.clone(),
                 account_sid: s.account.clone(),
                 call_sid: Some(random_sid("CA")),
-                start_time: Some("2017-05-09T17:50:00Z".parse().unwrap()),
+                // 08:00 PDT on 2017-05-09: before the shipped incident.
+                start_time: Some("2017-05-09T15:00:00Z".parse().unwrap()),
                 duration: Some(60),
                 channels: Some(1),
                 source: Some("DialVerb".into()),

@@ -9,3 +9,4 @@ mod conditional;
 mod errors;
 mod lifecycle;
 mod players;
+mod verdicts;

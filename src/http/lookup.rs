@@ -1,0 +1,124 @@
+//! From a request for a recording to a verdict: catalog (cached), storage
+//! `head` (cached) and the registry snapshot, handed to `verdict::decide`.
+
+use std::sync::Arc;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::cache::Head;
+use crate::catalog::{Recording, RecordingStatus};
+use crate::keys::Format;
+use crate::sid::{AccountSid, RecordingSid};
+use crate::storage::{ObjectMeta, StorageError};
+use crate::verdict::{self, StorageAnswer, Verdict};
+
+/// Everything known about one requested recording.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub sid: RecordingSid,
+    /// The catalog entry; `None` when unknown or another account's.
+    pub rec: Option<Arc<Recording>>,
+    pub format: Format,
+    /// The storage key, when one could be built.
+    pub key: Option<String>,
+    /// Storage metadata, when the audio is there.
+    pub meta: Option<Arc<ObjectMeta>>,
+    pub verdict: Verdict,
+}
+
+/// The format a status page checks: WAV (Twilio's source format) unless
+/// the catalog says the recording only exists in another one.
+pub fn primary_format(rec: Option<&Recording>) -> Format {
+    match rec.map(|r| r.formats.as_slice()) {
+        Some(fs) if !fs.is_empty() && !fs.contains(&Format::Wav) => fs[0],
+        _ => Format::Wav,
+    }
+}
+
+/// Resolves a recording as seen by `account` (when the path names one).
+///
+/// SECURITY: another account's recording is treated exactly like one that
+/// does not exist: its catalog entry is dropped and storage is asked under
+/// the requesting account's key, where it is not.
+pub async fn resolve(
+    state: &AppState,
+    account: Option<&AccountSid>,
+    sid: &RecordingSid,
+    format: Option<Format>,
+) -> Result<Resolved, ApiError> {
+    let rec = state
+        .recordings
+        .get(sid)
+        .await
+        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+    let rec = rec.filter(|r| account.is_none_or(|a| &r.account_sid == a));
+    resolve_with(state, account, sid, rec, format).await
+}
+
+/// Resolves recordings listed from the catalog (status lists, incident
+/// pages), a few storage calls at a time, keeping their order.
+pub async fn resolve_all(
+    state: &AppState,
+    recs: Vec<Recording>,
+) -> Result<Vec<Resolved>, ApiError> {
+    use futures_util::{StreamExt, TryStreamExt};
+    futures_util::stream::iter(recs)
+        .map(|rec| async move {
+            let sid = rec.sid.clone();
+            resolve_with(state, None, &sid, Some(Arc::new(rec)), None).await
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
+/// Resolves with the catalog entry already in hand.
+async fn resolve_with(
+    state: &AppState,
+    account: Option<&AccountSid>,
+    sid: &RecordingSid,
+    rec: Option<Arc<Recording>>,
+    format: Option<Format>,
+) -> Result<Resolved, ApiError> {
+    let format = format.unwrap_or_else(|| primary_format(rec.as_deref()));
+    let owner = rec.as_ref().map(|r| &r.account_sid).or(account);
+    let key = (owner.is_some() || !state.layout.needs_account())
+        .then(|| state.layout.render(owner, sid, format));
+
+    // The catalog alone settles deletions and absences: no storage call.
+    let settled = rec.as_ref().is_some_and(|r| {
+        matches!(
+            r.status,
+            RecordingStatus::Deleted | RecordingStatus::Absent | RecordingStatus::Failed
+        )
+    });
+    let (answer, meta) = match &key {
+        Some(key) if !settled => match state.heads.head(key).await {
+            Ok(Head::Found(meta)) => (StorageAnswer::Present, Some(meta)),
+            Ok(Head::Missing) => (StorageAnswer::NotFound, None),
+            Err(e) => match e.as_ref() {
+                StorageError::Misconfigured(_) => {
+                    return Err(ApiError::from_storage(&e, state.retry_after));
+                }
+                other => {
+                    tracing::warn!(error = %other, "storage unavailable; no verdict beyond that");
+                    (StorageAnswer::Unavailable, None)
+                }
+            },
+        },
+        _ => (StorageAnswer::NotFound, None),
+    };
+    let verdict = verdict::decide(sid, rec.as_deref(), answer, &state.registry.snapshot());
+    if matches!(verdict, Verdict::Unexplained) {
+        // Reported: an operator must learn of a loss nobody explained.
+        tracing::warn!(recording_sid = %sid, %format, "recording missing from storage; no incident explains it");
+    }
+    Ok(Resolved {
+        sid: sid.clone(),
+        rec,
+        format,
+        key,
+        meta,
+        verdict,
+    })
+}
