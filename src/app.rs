@@ -1,8 +1,8 @@
 //! Application state, start-up and graceful shutdown.
 //!
-//! [`Application::build`] connects storage and catalog and binds the socket
-//! (port 0 allowed), so tests build exactly the app that `serve` runs and
-//! read the bound address back.
+//! [`AppState::build`] connects storage and catalog and loads the registry;
+//! [`Application::bind`] binds the socket (port 0 allowed), so tests build
+//! exactly the app that `serve` runs and read the bound address back.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,7 +34,7 @@ pub struct AppState {
     /// Enables the admin API; `None` disables it.
     pub admin_token: Option<Secret>,
     /// Serving the demo: `/` is the demo CRM page.
-    pub demo: bool,
+    pub demo: Option<Arc<crate::demo::DemoInfo>>,
 }
 
 impl AppState {
@@ -61,7 +61,7 @@ impl AppState {
             layout: Arc::new(config.store.key_layout.clone()),
             retry_after: config.retry_after,
             admin_token: config.admin_token.clone(),
-            demo: false,
+            demo: None,
         }
     }
 }
@@ -114,12 +114,7 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let state = AppState::build(config).await?;
-        Self::bind(config.listen, state, config.shutdown_grace).await
-    }
-
-    /// Binds `listen` for a state built elsewhere.
+    /// Binds `listen` for a built state.
     pub async fn bind(
         listen: SocketAddr,
         state: AppState,

@@ -173,6 +173,45 @@ pub(crate) fn db_time(t: Timestamp) -> String {
 const COLUMNS: &str = "sid, account_sid, call_sid, start_time, duration, channels, source, \
                        track, status, error_code, formats, deleted_at, deleted_reason";
 
+/// Inserts or replaces one recording (its columns in `COLUMNS` order, then
+/// `end_time`, `date_updated`).
+const UPSERT: &str = "INSERT INTO recordings
+      (sid, account_sid, call_sid, start_time, duration, channels, source, track, status,
+       error_code, formats, deleted_at, deleted_reason, end_time, date_updated)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (sid) DO UPDATE SET
+      account_sid = excluded.account_sid, call_sid = excluded.call_sid,
+      start_time = excluded.start_time, duration = excluded.duration,
+      channels = excluded.channels, source = excluded.source,
+      track = excluded.track, status = excluded.status,
+      error_code = excluded.error_code, formats = excluded.formats,
+      deleted_at = excluded.deleted_at, deleted_reason = excluded.deleted_reason,
+      end_time = excluded.end_time, date_updated = excluded.date_updated";
+
+type SqliteQuery =
+    sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
+
+/// The statement that inserts or replaces one recording.
+fn upsert_query(r: &Recording) -> SqliteQuery {
+    let formats: Vec<&str> = r.formats.iter().map(|f| f.ext()).collect();
+    sqlx::query(UPSERT)
+        .bind(r.sid.to_string())
+        .bind(r.account_sid.to_string())
+        .bind(r.call_sid.as_ref().map(ToString::to_string))
+        .bind(r.start_time.map(db_time))
+        .bind(r.duration.map(i64::from))
+        .bind(r.channels.map(i64::from))
+        .bind(r.source.clone())
+        .bind(r.track.clone())
+        .bind(r.status.as_str())
+        .bind(r.error_code.map(i64::from))
+        .bind(formats.join(","))
+        .bind(r.deleted_at.map(db_time))
+        .bind(r.deleted_reason.clone())
+        .bind(r.end_time().map(db_time))
+        .bind(db_time(Timestamp::now()))
+}
+
 impl Catalog {
     /// Opens (creating if needed) and migrates the catalog at `url`.
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
@@ -203,37 +242,22 @@ impl Catalog {
 
     /// Inserts or replaces a recording.
     pub async fn upsert(&self, r: &Recording) -> Result<(), CatalogError> {
-        let formats: Vec<&str> = r.formats.iter().map(|f| f.ext()).collect();
-        sqlx::query(&format!(
-            "INSERT INTO recordings ({COLUMNS}, end_time, date_updated)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (sid) DO UPDATE SET
-               account_sid = excluded.account_sid, call_sid = excluded.call_sid,
-               start_time = excluded.start_time, duration = excluded.duration,
-               channels = excluded.channels, source = excluded.source,
-               track = excluded.track, status = excluded.status,
-               error_code = excluded.error_code, formats = excluded.formats,
-               deleted_at = excluded.deleted_at, deleted_reason = excluded.deleted_reason,
-               end_time = excluded.end_time, date_updated = excluded.date_updated"
-        ))
-        .bind(r.sid.as_str())
-        .bind(r.account_sid.as_str())
-        .bind(r.call_sid.as_ref().map(|c| c.as_str()))
-        .bind(r.start_time.map(db_time))
-        .bind(r.duration.map(i64::from))
-        .bind(r.channels.map(i64::from))
-        .bind(r.source.as_deref())
-        .bind(r.track.as_deref())
-        .bind(r.status.as_str())
-        .bind(r.error_code.map(i64::from))
-        .bind(formats.join(","))
-        .bind(r.deleted_at.map(db_time))
-        .bind(r.deleted_reason.as_deref())
-        .bind(r.end_time().map(db_time))
-        .bind(db_time(Timestamp::now()))
-        .execute(&self.pool)
-        .await?;
+        upsert_query(r).execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Inserts or replaces many recordings in one transaction; returns how
+    /// many were written.
+    pub async fn upsert_many(&self, recs: &[Recording]) -> Result<usize, CatalogError> {
+        if recs.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        for r in recs {
+            upsert_query(r).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(recs.len())
     }
 
     async fn select(&self, filter: &str, binds: &[&str]) -> Result<Vec<Recording>, CatalogError> {

@@ -23,11 +23,46 @@ pub struct Cli {
 pub enum Command {
     /// Serve recordings over HTTP.
     Serve(ServeArgs),
+    /// Seed a synthetic 2017-05-09 into a data directory (once) and serve it.
+    Demo(DemoArgs),
+    /// Import recordings (Twilio's JSON, one per line) into the catalog.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The demo's data directory (created and seeded on first run).
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_DIR",
+        value_name = "DIR",
+        default_value = "demo-data"
+    )]
+    pub dir: PathBuf,
+
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// A JSONL file: one Twilio Recording resource per line.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// Where recordings and the catalog live; shared by every subcommand that
 /// touches them.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct StoreArgs {
     /// A TOML file with any of these settings (flags and environment win).
     #[arg(long, env = "PLAYBACK_GATEWAY_CONFIG", value_name = "FILE")]
@@ -97,7 +132,7 @@ pub struct StoreArgs {
     pub s3_read_timeout: Option<String>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,

@@ -7,6 +7,7 @@ pub mod answer;
 mod assets;
 mod audio;
 mod body;
+mod crm;
 pub mod error;
 mod incidents;
 pub mod lookup;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/incidents/{id}", put(admin::update))
         .route("/admin/incidents/{id}/resolve", post(admin::resolve))
         .route("/static/{file}", get(assets::asset))
+        .route("/demo", get(crm::page))
         .route("/", get(ops::index))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -30,8 +30,10 @@ pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod explain;
 pub mod http;
+pub mod import;
 pub mod incidents;
 pub mod keys;
 pub mod preconditions;
@@ -42,7 +44,7 @@ pub mod telemetry;
 pub mod verdict;
 
 use cli::{Cli, Command};
-use config::{Config, FileConfig};
+use config::{Config, FileConfig, StorageConfig, StoreConfig};
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -51,13 +53,69 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let file = FileConfig::load(args.store.config.as_deref())?;
             let config = Config::resolve(&args, &file)?;
             telemetry::init(cli.log_format.or(file.log_format).unwrap_or_default());
-            let app = app::Application::build(&config).await?;
+            serve(app::AppState::build(&config).await?, &config).await
+        }
+        Command::Demo(args) => {
+            let serve_args = cli::ServeArgs {
+                store: cli::StoreArgs {
+                    dir: Some(args.dir.clone()),
+                    ..Default::default()
+                },
+                listen: Some(args.listen.clone()),
+                ..Default::default()
+            };
+            let config = Config::resolve(&serve_args, &FileConfig::default())?;
+            telemetry::init(cli.log_format.unwrap_or_default());
+            let state = demo_state(&config, &args.dir).await?;
             tracing::info!(
-                address = %app.local_addr(),
-                storage = %app.state().heads.storage().describe(),
-                "playback-gateway listening"
+                "demo: open http://{}/ (the admin token is in {})",
+                config.listen,
+                args.dir.join(demo::MANIFEST).display()
             );
-            app.run_until_stopped(app::shutdown_signal()).await
+            serve(state, &config).await
+        }
+        Command::Import(args) => {
+            let file = FileConfig::load(args.store.config.as_deref())?;
+            let store = StoreConfig::resolve(&args.store, &file)?;
+            telemetry::init(cli.log_format.or(file.log_format).unwrap_or_default());
+            let catalog = app::open_catalog(&store).await?;
+            let summary = import::import_jsonl(&catalog, &args.file).await?;
+            for (line, why) in &summary.errors {
+                eprintln!("{}:{line}: {why}", args.file.display());
+            }
+            println!(
+                "imported {} recordings from {} lines; {} lines with errors",
+                summary.imported, summary.lines, summary.error_count
+            );
+            if summary.error_count > 0 {
+                anyhow::bail!("{} lines could not be imported", summary.error_count);
+            }
+            Ok(())
         }
     }
+}
+
+/// Seeds the demo directory (once) and builds the demo's state.
+pub async fn demo_state(config: &Config, dir: &std::path::Path) -> anyhow::Result<app::AppState> {
+    let StorageConfig::Local { root } = &config.store.storage else {
+        anyhow::bail!("the demo runs on a local directory");
+    };
+    let storage = app::open_storage(&config.store).await?;
+    let catalog = app::open_catalog(&config.store).await?;
+    let manifest = demo::ensure_seeded(dir, root, &catalog).await?;
+    let registry = incidents::registry::Registry::load(catalog.clone(), None).await?;
+    let mut state = app::AppState::new(storage, catalog, registry, config);
+    state.admin_token = Some(config::Secret::new(manifest.admin_token.clone()));
+    state.demo = Some(manifest.info());
+    Ok(state)
+}
+
+async fn serve(state: app::AppState, config: &Config) -> anyhow::Result<()> {
+    let app = app::Application::bind(config.listen, state, config.shutdown_grace).await?;
+    tracing::info!(
+        address = %app.local_addr(),
+        storage = %app.state().heads.storage().describe(),
+        "playback-gateway listening"
+    );
+    app.run_until_stopped(app::shutdown_signal()).await
 }

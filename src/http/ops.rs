@@ -10,7 +10,7 @@ use crate::app::AppState;
 /// `/`: the demo CRM when running the demo, a map of the pages otherwise.
 pub async fn index(State(state): State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if state.demo {
+    if state.demo.is_some() {
         return axum::response::Redirect::to("/demo").into_response();
     }
     axum::response::Html(

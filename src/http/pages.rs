@@ -99,7 +99,7 @@ struct VerdictPage<'a> {
 /// The HTML answer for a verdict on an audio URL opened in a browser.
 pub fn verdict_page(state: &AppState, r: &Resolved, ex: &Explanation) -> String {
     render(&VerdictPage {
-        demo: state.demo,
+        demo: state.demo.is_some(),
         sid: r.sid.as_str(),
         verdict: r.verdict.name(),
         badge: badge(&r.verdict),
@@ -183,7 +183,7 @@ struct RecordingPage<'a> {
 /// The status page of one recording.
 pub fn recording_page(state: &AppState, r: &Resolved) -> String {
     render(&RecordingPage {
-        demo: state.demo,
+        demo: state.demo.is_some(),
         sid: r.sid.as_str(),
         verdict: r.verdict.name(),
         badge: badge(&r.verdict),
@@ -237,7 +237,7 @@ struct CallPage<'a> {
 
 pub fn call_page(state: &AppState, call_sid: &str, rows: Vec<RowView>) -> String {
     render(&CallPage {
-        demo: state.demo,
+        demo: state.demo.is_some(),
         call_sid,
         tz_label: "UTC",
         rows,
@@ -272,7 +272,7 @@ struct IncidentsPage {
 
 pub fn incidents_page(state: &AppState, incidents: &[std::sync::Arc<Incident>]) -> String {
     render(&IncidentsPage {
-        demo: state.demo,
+        demo: state.demo.is_some(),
         incidents: incidents
             .iter()
             .map(|i| IncidentView::from(i.as_ref()))
@@ -302,10 +302,62 @@ struct IncidentPage<'a> {
 
 pub fn incident_page(state: &AppState, i: &Incident, counts: Counts, rows: Vec<RowView>) -> String {
     render(&IncidentPage {
-        demo: state.demo,
+        demo: state.demo.is_some(),
         i: IncidentView::from(i),
         counts,
         tz_label: &i.spec.time_zone,
+        rows,
+    })
+}
+
+/// One call in the demo CRM.
+pub struct CrmRow {
+    pub sid: String,
+    pub call_sid: String,
+    pub account: String,
+    pub start: String,
+    pub duration: String,
+    pub verdict: &'static str,
+    pub badge: &'static str,
+    pub incident: Option<String>,
+}
+
+impl CrmRow {
+    pub fn new(r: &Resolved, account: &str, tz: &TimeZone) -> Self {
+        let rec = r.rec.as_deref();
+        Self {
+            sid: r.sid.to_string(),
+            call_sid: rec
+                .and_then(|x| x.call_sid.as_ref())
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            account: account.into(),
+            start: rec
+                .and_then(|x| x.start_time)
+                .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string())
+                .unwrap_or_default(),
+            duration: duration_label(rec.and_then(|x| x.duration)),
+            verdict: r.verdict.name(),
+            badge: badge(&r.verdict),
+            incident: r.verdict.incident().map(|i| i.id().to_owned()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "crm.html")]
+struct CrmPage<'a> {
+    demo: bool,
+    date: &'a str,
+    time_zone: &'a str,
+    rows: Vec<CrmRow>,
+}
+
+pub fn crm_page(date: &str, time_zone: &str, rows: Vec<CrmRow>) -> String {
+    render(&CrmPage {
+        demo: true,
+        date,
+        time_zone,
         rows,
     })
 }

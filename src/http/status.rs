@@ -333,7 +333,7 @@ pub async fn account_day(
                     format!("/accounts/{account}/recordings{ext}?date={d}&tz={tz_name}")
                 };
                 html(pages::account_day_page(&AccountDayPage {
-                    demo: state.demo,
+                    demo: state.demo.is_some(),
                     account: account.to_string(),
                     date: date.to_string(),
                     tz_label: tz_name.clone(),

@@ -6,7 +6,9 @@ mod seaweed;
 
 mod audio;
 mod conditional;
+mod demo;
 mod errors;
+mod incidents;
 mod lifecycle;
 mod players;
 mod verdicts;
