@@ -11,6 +11,7 @@
 
 pub mod audio;
 mod plan;
+mod rng;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::DemoAccount;
+use super::rng::Rng;
 use crate::catalog::{Recording, RecordingStatus};
 use crate::keys::Format;
 use crate::sid::{AccountSid, CallSid, RecordingSid};
@@ -58,31 +59,13 @@ impl DemoRecording {
     }
 }
 
-/// SplitMix64: tiny, fast, and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-    fn sid<T: std::str::FromStr>(&mut self, prefix: &str) -> T
-    where
-        T::Err: std::fmt::Debug,
-    {
-        let s = format!("{prefix}{:016x}{:016x}", self.next(), self.next());
-        s.parse().expect("32 hex digits make a valid sid")
-    }
+/// A random sid with `prefix`.
+fn sid<T: std::str::FromStr>(rng: &mut Rng, prefix: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    let s = format!("{prefix}{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+    s.parse().expect("32 hex digits make a valid sid")
 }
 
 const CALLS: usize = 200;
@@ -90,11 +73,11 @@ const BURST: usize = 40;
 
 /// The demo's accounts and recordings, the same every time.
 pub fn plan() -> (Vec<DemoAccount>, Vec<DemoRecording>) {
-    let mut rng = Rng(20_170_509); // the day, as a number
+    let mut rng = Rng::new(20_170_509); // the day, as a number
     let accounts: Vec<DemoAccount> = ["Acme Mortgage", "Beacon Insurance", "Cascade Auto Loans"]
         .into_iter()
         .map(|name| DemoAccount {
-            sid: rng.sid("AC"),
+            sid: sid(&mut rng, "AC"),
             name: name.into(),
         })
         .collect();
@@ -108,14 +91,14 @@ pub fn plan() -> (Vec<DemoAccount>, Vec<DemoRecording>) {
     // window (the call centre's late-morning peak), and one long call.
     let mut calls: Vec<(Timestamp, u32)> = Vec::new();
     for _ in 0..CALLS {
-        let secs = rng.range(5, 25) as u32;
-        let offset = rng.range(0, span(day_start, day_end) - 60) as i64;
+        let secs = rng.uint(5, 25) as u32;
+        let offset = rng.uint(0, span(day_start, day_end) - 60) as i64;
         calls.push((day_start + SignedDuration::from_secs(offset), secs));
     }
     for _ in 0..BURST {
-        let secs = rng.range(5, 25) as u32;
+        let secs = rng.uint(5, 25) as u32;
         let end =
-            win_start + SignedDuration::from_secs(rng.range(0, span(win_start, win_end)) as i64);
+            win_start + SignedDuration::from_secs(rng.uint(0, span(win_start, win_end)) as i64);
         calls.push((end - SignedDuration::from_secs(i64::from(secs)), secs));
     }
     calls.push((ts("2017-05-09T16:15:00Z"), 620));
@@ -130,7 +113,7 @@ pub fn plan() -> (Vec<DemoAccount>, Vec<DemoRecording>) {
     for (i, (start, duration)) in calls.into_iter().enumerate() {
         let end = start + SignedDuration::from_secs(i64::from(duration));
         let in_window = win_start <= end && end <= win_end;
-        let account = &accounts[rng.range(0, accounts.len() as u64 - 1) as usize];
+        let account = &accounts[rng.uint(0, accounts.len() as u64 - 1) as usize];
         if !in_window {
             outside += 1;
         }
@@ -176,13 +159,13 @@ pub fn plan() -> (Vec<DemoAccount>, Vec<DemoRecording>) {
                 ),
             }
         };
-        let recording_sid: RecordingSid = rng.sid("RE");
-        let audio_seed = rng.next();
+        let recording_sid: RecordingSid = sid(&mut rng, "RE");
+        let audio_seed = rng.next_u64();
         out.push(DemoRecording {
             status_url: format!("/recordings/{recording_sid}"),
             audio_url: format!("/recordings/{recording_sid}.mp3"),
             recording_sid,
-            call_sid: rng.sid("CA"),
+            call_sid: sid(&mut rng, "CA"),
             account_sid: account.sid.clone(),
             start_time: start,
             end_time: start + SignedDuration::from_secs(i64::from(duration)),
