@@ -56,6 +56,22 @@ impl Expiry<RecordingSid, Option<Arc<Recording>>> for ByAnswer {
     }
 }
 
+/// A size-bounded cache whose entries expire by what they hold.
+fn bounded<K, V>(config: &CacheConfig) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    ByAnswer: Expiry<K, V>,
+{
+    Cache::builder()
+        .max_capacity(config.max_entries)
+        .expire_after(ByAnswer {
+            ttl: config.ttl,
+            negative_ttl: config.negative_ttl,
+        })
+        .build()
+}
+
 /// Catalog entries by recording sid, shared by every request.
 #[derive(Clone)]
 pub struct RecordingCache {
@@ -65,14 +81,10 @@ pub struct RecordingCache {
 
 impl RecordingCache {
     pub fn new(catalog: Catalog, config: &CacheConfig) -> Self {
-        let entries = Cache::builder()
-            .max_capacity(config.max_entries)
-            .expire_after(ByAnswer {
-                ttl: config.ttl,
-                negative_ttl: config.negative_ttl,
-            })
-            .build();
-        Self { entries, catalog }
+        Self {
+            entries: bounded(config),
+            catalog,
+        }
     }
 
     /// The catalog entry, from cache or database.
@@ -108,14 +120,10 @@ pub struct HeadCache {
 
 impl HeadCache {
     pub fn new(storage: Arc<dyn Storage>, config: &CacheConfig) -> Self {
-        let entries = Cache::builder()
-            .max_capacity(config.max_entries)
-            .expire_after(ByAnswer {
-                ttl: config.ttl,
-                negative_ttl: config.negative_ttl,
-            })
-            .build();
-        Self { entries, storage }
+        Self {
+            entries: bounded(config),
+            storage,
+        }
     }
 
     /// The object's metadata, from cache or storage. Errors other than

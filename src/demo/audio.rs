@@ -112,8 +112,8 @@ fn encode_wav(samples: &[i16]) -> anyhow::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::mp3::upsample;
+    use super::*;
 
     fn u16_at(b: &[u8], i: usize) -> u16 {
         u16::from_le_bytes([b[i], b[i + 1]])

@@ -188,24 +188,14 @@ async fn s3_down_is_503_with_retry_after_never_404() {
     };
     // The catalog knows it, and its call ended inside the 2017-05-09
     // window: with storage down, it must still never be called lost.
-    app.catalog
-        .upsert(&playback_gateway::catalog::Recording {
-            sid: rec.sid.clone(),
-            account_sid: rec.account.clone(),
-            call_sid: None,
-            start_time: Some("2017-05-09T17:49:00Z".parse().unwrap()),
-            duration: Some(60),
-            channels: Some(1),
-            source: None,
-            track: None,
-            status: playback_gateway::catalog::RecordingStatus::Completed,
-            error_code: None,
-            formats: Format::ALL.to_vec(),
-            deleted_at: None,
-            deleted_reason: None,
-        })
-        .await
-        .unwrap();
+    let rec_row = crate::helpers::recording(
+        &rec.account,
+        &rec.sid,
+        "2017-05-09T17:49:00Z",
+        60,
+        playback_gateway::catalog::RecordingStatus::Completed,
+    );
+    app.catalog.upsert(&rec_row).await.unwrap();
     for _ in 0..2 {
         let res = app
             .get(&format!("{}.mp3", rec.twilio_path()))

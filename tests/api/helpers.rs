@@ -323,7 +323,7 @@ impl TestApp {
     }
 
     /// A completed recording of `len` bytes in both formats, in storage and
-    /// in the catalog.
+    /// in the catalog, from 08:00 PDT on 2017-05-09 (before the incident).
     pub async fn seed(&self, len: usize) -> Seeded {
         let s = Seeded {
             account: random_sid("AC"),
@@ -333,25 +333,46 @@ impl TestApp {
         for f in Format::ALL {
             self.put_object(&self.key(&s, f), &s.bytes).await;
         }
-        self.catalog
-            .upsert(&Recording {
-                sid: s.sid.clone(),
-                account_sid: s.account.clone(),
-                call_sid: Some(random_sid("CA")),
-                // 08:00 PDT on 2017-05-09: before the shipped incident.
-                start_time: Some("2017-05-09T15:00:00Z".parse().unwrap()),
-                duration: Some(60),
-                channels: Some(1),
-                source: Some("DialVerb".into()),
-                track: None,
-                status: RecordingStatus::Completed,
-                error_code: None,
-                formats: Format::ALL.to_vec(),
-                deleted_at: None,
-                deleted_reason: None,
-            })
-            .await
-            .unwrap();
+        let rec = recording(
+            &s.account,
+            &s.sid,
+            "2017-05-09T15:00:00Z",
+            60,
+            RecordingStatus::Completed,
+        );
+        self.catalog.upsert(&rec).await.unwrap();
+        s
+    }
+
+    /// One recording with a catalog row as given; `stored` puts 1,000 bytes
+    /// of audio in storage in both formats.
+    pub async fn seed_with(
+        &self,
+        account: &AccountSid,
+        start: &str,
+        secs: u32,
+        status: RecordingStatus,
+        stored: bool,
+    ) -> Seeded {
+        let s = Seeded {
+            account: account.clone(),
+            sid: random_sid("RE"),
+            bytes: audio_bytes(1_000),
+        };
+        if stored {
+            for f in Format::ALL {
+                self.put_object(&self.key(&s, f), &s.bytes).await;
+            }
+        }
+        let mut rec = recording(account, &s.sid, start, secs, status);
+        if status == RecordingStatus::Deleted {
+            rec.deleted_at = Some("2018-05-09T00:00:00Z".parse().unwrap());
+            rec.deleted_reason = Some("retention policy: 12 months".into());
+        }
+        if status == RecordingStatus::Absent {
+            rec.error_code = Some(16102);
+        }
+        self.catalog.upsert(&rec).await.unwrap();
         s
     }
 
@@ -372,6 +393,31 @@ impl Drop for TestApp {
         if let Some(server) = &self.server {
             server.abort();
         }
+    }
+}
+
+/// A catalog row for a mono call recorded from `start` (RFC 3339) for `secs`.
+pub fn recording(
+    account: &AccountSid,
+    sid: &RecordingSid,
+    start: &str,
+    secs: u32,
+    status: RecordingStatus,
+) -> Recording {
+    Recording {
+        sid: sid.clone(),
+        account_sid: account.clone(),
+        call_sid: Some(random_sid("CA")),
+        start_time: Some(start.parse().unwrap()),
+        duration: Some(secs),
+        channels: Some(1),
+        source: Some("DialVerb".into()),
+        track: None,
+        status,
+        error_code: None,
+        formats: Format::ALL.to_vec(),
+        deleted_at: None,
+        deleted_reason: None,
     }
 }
 

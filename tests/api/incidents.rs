@@ -1,6 +1,6 @@
 //! Incident pages and the admin API.
 
-use playback_gateway::catalog::{Recording, RecordingStatus};
+use playback_gateway::catalog::RecordingStatus;
 use playback_gateway::incidents::registry::Registry;
 use playback_gateway::keys::Format;
 use reqwest::StatusCode;
@@ -9,30 +9,9 @@ use serde_json::{Value, json};
 use crate::helpers::{ADMIN_TOKEN, Backend, Seeded, TestApp, random_sid, spawn_app};
 
 async fn seed_missing(app: &TestApp, start: &str, secs: u32) -> Seeded {
-    let s = Seeded {
-        account: random_sid("AC"),
-        sid: random_sid("RE"),
-        bytes: vec![],
-    };
-    app.catalog
-        .upsert(&Recording {
-            sid: s.sid.clone(),
-            account_sid: s.account.clone(),
-            call_sid: Some(random_sid("CA")),
-            start_time: Some(start.parse().unwrap()),
-            duration: Some(secs),
-            channels: Some(1),
-            source: None,
-            track: None,
-            status: RecordingStatus::Completed,
-            error_code: None,
-            formats: Format::ALL.to_vec(),
-            deleted_at: None,
-            deleted_reason: None,
-        })
+    let account = random_sid("AC");
+    app.seed_with(&account, start, secs, RecordingStatus::Completed, false)
         .await
-        .unwrap();
-    s
 }
 
 async fn verdict_of(app: &TestApp, s: &Seeded) -> (StatusCode, Value) {

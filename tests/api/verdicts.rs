@@ -1,7 +1,7 @@
 //! Every verdict through HTTP, on both backends and in every
 //! representation; pages checked for their facts.
 
-use playback_gateway::catalog::{Recording, RecordingStatus};
+use playback_gateway::catalog::RecordingStatus;
 use playback_gateway::keys::Format;
 use playback_gateway::sid::{AccountSid, RecordingSid};
 use reqwest::StatusCode;
@@ -20,8 +20,6 @@ both_backends!(
     a_re_uploaded_recording_plays_at_once,
 );
 
-/// Seeds one recording with a catalog row as given; `stored` puts audio
-/// in storage too.
 async fn seed(
     app: &TestApp,
     account: &AccountSid,
@@ -30,40 +28,7 @@ async fn seed(
     status: RecordingStatus,
     stored: bool,
 ) -> Seeded {
-    let s = Seeded {
-        account: account.clone(),
-        sid: random_sid("RE"),
-        bytes: crate::helpers::audio_bytes(1_000),
-    };
-    if stored {
-        for f in Format::ALL {
-            app.put_object(&app.key(&s, f), &s.bytes).await;
-        }
-    }
-    let mut rec = Recording {
-        sid: s.sid.clone(),
-        account_sid: account.clone(),
-        call_sid: Some(random_sid("CA")),
-        start_time: Some(start.parse().unwrap()),
-        duration: Some(secs),
-        channels: Some(1),
-        source: Some("OutboundAPI".into()),
-        track: None,
-        status,
-        error_code: None,
-        formats: Format::ALL.to_vec(),
-        deleted_at: None,
-        deleted_reason: None,
-    };
-    if status == RecordingStatus::Deleted {
-        rec.deleted_at = Some("2018-05-09T00:00:00Z".parse().unwrap());
-        rec.deleted_reason = Some("retention policy: 12 months".into());
-    }
-    if status == RecordingStatus::Absent {
-        rec.error_code = Some(16102);
-    }
-    app.catalog.upsert(&rec).await.unwrap();
-    s
+    app.seed_with(account, start, secs, status, stored).await
 }
 
 async fn get_json(app: &TestApp, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
