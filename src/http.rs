@@ -14,6 +14,7 @@ pub mod lookup;
 pub mod negotiate;
 mod ops;
 pub mod pages;
+mod player;
 mod status;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/recordings/{name}", get(audio::recording_file))
+        .route("/recordings/{name}/player", get(player::player))
         .route(
             "/2010-04-01/Accounts/{account}/Recordings/{name}",
             get(audio::twilio_recording),

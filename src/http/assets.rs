@@ -23,6 +23,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/crm.js"),
     ),
+    (
+        "player.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/player.js"),
+    ),
 ];
 
 /// `GET /static/{file}`.

@@ -361,3 +361,40 @@ pub fn crm_page(date: &str, time_zone: &str, rows: Vec<CrmRow>) -> String {
         rows,
     })
 }
+
+#[derive(Template)]
+#[template(path = "player.html")]
+struct PlayerPage<'a> {
+    sid: &'a str,
+    verdict: &'static str,
+    badge: &'static str,
+    playable: bool,
+    ex: Explanation,
+    incident: Option<IncidentView>,
+    duration: String,
+    audio_src: String,
+    download_href: String,
+    autoplay: bool,
+}
+
+/// The embeddable player, or the explanation in its place.
+pub fn player_page(
+    r: &Resolved,
+    format: crate::keys::Format,
+    autoplay: bool,
+    badge: &'static str,
+) -> String {
+    let ext = format.ext();
+    render(&PlayerPage {
+        sid: r.sid.as_str(),
+        verdict: r.verdict.name(),
+        badge,
+        playable: matches!(r.verdict, Verdict::Available),
+        ex: Explanation::of(&r.verdict),
+        incident: r.verdict.incident().map(|i| IncidentView::from(i.as_ref())),
+        duration: duration_label(r.rec.as_deref().and_then(|x| x.duration)),
+        audio_src: format!("/recordings/{}.{ext}", r.sid),
+        download_href: format!("/recordings/{}.{ext}?download=1", r.sid),
+        autoplay,
+    })
+}

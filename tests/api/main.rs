@@ -5,6 +5,7 @@ mod helpers;
 mod seaweed;
 
 mod audio;
+mod browser;
 mod conditional;
 mod demo;
 mod errors;
