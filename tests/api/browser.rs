@@ -76,29 +76,41 @@ async fn the_player_plays_seeks_and_explains_in_chromium(b: Backend) {
         )
         .await;
 
+    run_script(
+        "player.mjs",
+        &[
+            ("BASE", app.url("")),
+            ("LONG_SID", long.sid.to_string()),
+            ("LONG_BYTES", clip.wav.len().to_string()),
+            ("LONG_FORMAT", "wav".into()),
+            ("LOST_SID", lost.sid.to_string()),
+            ("UNEXPLAINED_SID", unexplained.sid.to_string()),
+        ],
+        &format!("{b:?}").to_lowercase(),
+    )
+    .await;
+}
+
+/// Runs one script of `tests/browser/` with `env`; screenshots go to
+/// `target/browser-screenshots/{shots}`.
+pub async fn run_script(script: &str, env: &[(&str, String)], shots: &str) {
+    require_tools();
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target/browser-screenshots")
-        .join(format!("{b:?}").to_lowercase());
-    let run = Command::new("node")
-        .arg(browser_dir().join("player.mjs"))
-        .env("BASE", app.url(""))
-        .env("LONG_SID", long.sid.as_str())
-        .env("LONG_BYTES", clip.wav.len().to_string())
-        .env("LONG_FORMAT", "wav")
-        .env("LOST_SID", lost.sid.as_str())
-        .env("UNEXPLAINED_SID", unexplained.sid.as_str())
+        .join(shots);
+    let mut cmd = Command::new("node");
+    cmd.arg(browser_dir().join(script))
         .env("SCREENSHOTS", &shots)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), run)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
         .await
         .expect("the browser checks finish within 3 minutes")
         .expect("node runs (./scripts/test installs what it needs)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser checks failed:\n{stdout}\n{stderr}"
-    );
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
 }

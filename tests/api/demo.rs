@@ -125,6 +125,23 @@ async fn the_demo_answers_every_recording_as_its_manifest_says() {
         StatusCode::CONFLICT,
         "file incidents are read-only"
     );
+
+    // An agent at the CRM page, in Chromium.
+    let good = manifest
+        .recordings
+        .iter()
+        .find(|r| r.expected_verdict == "available")
+        .unwrap();
+    crate::browser::run_script(
+        "crm.mjs",
+        &[
+            ("BASE", base.clone()),
+            ("GOOD_SID", good.recording_sid.to_string()),
+            ("LOST_SID", lost.recording_sid.to_string()),
+        ],
+        "demo",
+    )
+    .await;
 }
 
 fn walk(path: &std::path::Path) -> u64 {
