@@ -174,7 +174,8 @@ const COLUMNS: &str = "sid, account_sid, call_sid, start_time, duration, channel
                        track, status, error_code, formats, deleted_at, deleted_reason";
 
 /// Inserts or replaces one recording (its columns in `COLUMNS` order, then
-/// `end_time`, `date_updated`).
+/// `end_time`, `date_updated`). A row that would not change is left alone,
+/// `date_updated` included, so a repeated import or webhook changes nothing.
 const UPSERT: &str = "INSERT INTO recordings
       (sid, account_sid, call_sid, start_time, duration, channels, source, track, status,
        error_code, formats, deleted_at, deleted_reason, end_time, date_updated)
@@ -186,7 +187,19 @@ const UPSERT: &str = "INSERT INTO recordings
       track = excluded.track, status = excluded.status,
       error_code = excluded.error_code, formats = excluded.formats,
       deleted_at = excluded.deleted_at, deleted_reason = excluded.deleted_reason,
-      end_time = excluded.end_time, date_updated = excluded.date_updated";
+      end_time = excluded.end_time, date_updated = excluded.date_updated
+    WHERE recordings.account_sid IS NOT excluded.account_sid
+       OR recordings.call_sid IS NOT excluded.call_sid
+       OR recordings.start_time IS NOT excluded.start_time
+       OR recordings.duration IS NOT excluded.duration
+       OR recordings.channels IS NOT excluded.channels
+       OR recordings.source IS NOT excluded.source
+       OR recordings.track IS NOT excluded.track
+       OR recordings.status IS NOT excluded.status
+       OR recordings.error_code IS NOT excluded.error_code
+       OR recordings.formats IS NOT excluded.formats
+       OR recordings.deleted_at IS NOT excluded.deleted_at
+       OR recordings.deleted_reason IS NOT excluded.deleted_reason";
 
 type SqliteQuery =
     sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
@@ -247,17 +260,18 @@ impl Catalog {
     }
 
     /// Inserts or replaces many recordings in one transaction; returns how
-    /// many were written.
+    /// many rows were new or changed.
     pub async fn upsert_many(&self, recs: &[Recording]) -> Result<usize, CatalogError> {
         if recs.is_empty() {
             return Ok(0);
         }
         let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
         for r in recs {
-            upsert_query(r).execute(&mut *tx).await?;
+            changed += upsert_query(r).execute(&mut *tx).await?.rows_affected() as usize;
         }
         tx.commit().await?;
-        Ok(recs.len())
+        Ok(changed)
     }
 
     async fn select(&self, filter: &str, binds: &[&str]) -> Result<Vec<Recording>, CatalogError> {

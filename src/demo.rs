@@ -77,6 +77,25 @@ impl Manifest {
     }
 }
 
+/// Refuses a directory that holds data the demo did not make: seeding
+/// would mix 241 synthetic recordings into a real catalog.
+pub fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.join(MANIFEST).exists() {
+        return Ok(());
+    }
+    let foreign = ["catalog.db", "recordings"]
+        .iter()
+        .any(|name| dir.join(name).exists());
+    if foreign {
+        anyhow::bail!(
+            "{} holds data that the demo did not make (it has no {MANIFEST}); \
+             give the demo a directory of its own with --dir",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// A random admin token for this demo directory.
 fn new_token() -> String {
     format!(

@@ -36,7 +36,14 @@ fn clean(s: &str) -> String {
 }
 
 fn lost(i: &Arc<Incident>) -> Explanation {
-    let mut paragraphs = vec![clean(&i.spec.summary), clean(&i.spec.impact)];
+    let mut paragraphs = vec![
+        clean(&i.spec.summary),
+        format!(
+            "{} This recording is one of them: the call took place, but its audio no longer \
+             exists anywhere.",
+            clean(&i.spec.impact)
+        ),
+    ];
     if let Some(d) = &i.spec.communicated {
         paragraphs.push(format!("Customers were informed of this loss on {d}."));
     }
@@ -86,8 +93,8 @@ fn absent_reason(code: Option<u32>, failed: bool) -> String {
     match (code, failed) {
         (Some(16101), _) => "the recording was too short to keep (Twilio error 16101)".into(),
         (Some(16102), _) => "the recording was silent (Twilio error 16102)".into(),
-        (Some(c), true) => format!("recording failed at the telephony provider (error {c})"),
-        (None, true) => "recording failed at the telephony provider".into(),
+        (Some(c), true) => format!("the provider reported that recording failed (error {c})"),
+        (None, true) => "the provider reported that recording failed".into(),
         (Some(c), false) => {
             format!("the telephony provider marked the recording absent (error {c})")
         }
@@ -124,11 +131,25 @@ impl Explanation {
                     Some("Deletions are final. The call itself is still in the CRM."),
                 )
             }
-            Verdict::Absent { error_code, failed } => plain(
+            Verdict::Absent {
+                error_code,
+                failed: true,
+            } => plain(
+                "Recording failed at the telephony provider",
+                format!(
+                    "The call was recorded, but {}, and no audio reached storage.",
+                    absent_reason(*error_code, true)
+                ),
+                Some(
+                    "The audio cannot be played. If the conversation mattered, note what is \
+                     known of it in the CRM; the provider's support can say more about the error.",
+                ),
+            ),
+            Verdict::Absent { error_code, .. } => plain(
                 "No audio was recorded for this call",
                 format!(
                     "No audio exists for this recording: {}.",
-                    absent_reason(*error_code, *failed)
+                    absent_reason(*error_code, false)
                 ),
                 Some("Nothing was lost: there was never any audio to keep."),
             ),
@@ -140,9 +161,9 @@ impl Explanation {
             Verdict::Unexplained => plain(
                 "This recording is missing",
                 "The catalog says this call was recorded, but storage has no audio for it and \
-                 no known incident explains why. The gateway has reported it to the operators."
+                 no known incident explains why. The gateway has logged it for the operators."
                     .into(),
-                Some("Contact support with the recording id; it is being looked into."),
+                Some("Contact support with the recording id, so that it can be looked into."),
             ),
             Verdict::Unknown => plain(
                 "No such recording",

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/calls/{call}", get(status::call))
         .route("/accounts/{account}/{list}", get(status::account_day))
         .route("/incidents", get(incidents::list))
+        .route("/incidents.json", get(incidents::list_json))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/affected.csv", get(incidents::affected_csv))
         .route("/admin/incidents", post(admin::create))
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(
             TraceLayer::new_for_http()
@@ -85,6 +87,10 @@ pub fn router(state: AppState) -> Router {
                 }),
         )
         .layer(middleware::from_fn(request_id))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 async fn not_found() -> ApiError {

@@ -36,7 +36,7 @@ struct Line {
     deleted_reason: Option<String>,
 }
 
-/// Accepts `60`, `"60"` and `null`.
+/// Accepts `60`, `"60"` and `null`; Twilio's `-1` (not known yet) is `None`.
 fn number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -46,7 +46,8 @@ where
     let v = Option::<serde_json::Value>::deserialize(d)?;
     match v {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(None),
+        Some(serde_json::Value::String(s)) if s.is_empty() || s == "-1" => Ok(None),
+        Some(serde_json::Value::Number(n)) if n.as_i64() == Some(-1) => Ok(None),
         Some(serde_json::Value::String(s)) => s
             .parse()
             .map(Some)
@@ -72,7 +73,12 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
 
 /// Parses one line into a recording.
 pub fn parse_line(line: &str) -> Result<Recording, String> {
-    let l: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let l: Line = serde_json::from_str(line).map_err(|e| match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("not a JSON object (column {})", e.column())
+        }
+        _ => e.to_string(),
+    })?;
     let status: RecordingStatus = l.status.parse()?;
     let time = |s: Option<String>, what: &str| {
         s.filter(|s| !s.is_empty())
@@ -100,7 +106,10 @@ pub fn parse_line(line: &str) -> Result<Recording, String> {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub lines: usize,
+    /// Good lines.
     pub imported: usize,
+    /// Good lines that added or changed a catalog row.
+    pub changed: usize,
     /// `(line number, why)`, first 100 kept.
     pub errors: Vec<(usize, String)>,
     pub error_count: usize,
@@ -127,7 +136,10 @@ pub async fn import_jsonl(catalog: &Catalog, path: &Path) -> anyhow::Result<Summ
             continue;
         }
         match parse_line(&line) {
-            Ok(rec) => batch.push(rec),
+            Ok(rec) => {
+                summary.imported += 1;
+                batch.push(rec);
+            }
             Err(why) => {
                 summary.error_count += 1;
                 if summary.errors.len() < 100 {
@@ -136,11 +148,11 @@ pub async fn import_jsonl(catalog: &Catalog, path: &Path) -> anyhow::Result<Summ
             }
         }
         if batch.len() >= BATCH {
-            summary.imported += catalog.upsert_many(&batch).await?;
+            summary.changed += catalog.upsert_many(&batch).await?;
             batch.clear();
         }
     }
-    summary.imported += catalog.upsert_many(&batch).await?;
+    summary.changed += catalog.upsert_many(&batch).await?;
     Ok(summary)
 }
 
@@ -162,14 +174,22 @@ mod tests {
     }
 
     #[test]
+    fn minus_one_means_not_known_yet() {
+        let r = parse_line(&TWILIO.replace("\"60\"", "\"-1\"")).unwrap();
+        assert_eq!(r.duration, None);
+    }
+
+    #[test]
     fn garbage_lines_say_why() {
         for (line, why) in [
-            ("", "EOF"),
-            ("{", "EOF"),
+            ("", "not a JSON object"),
+            ("{", "not a JSON object"),
+            ("{not json", "not a JSON object"),
             ("[]", "invalid length"),
             (&TWILIO.replace("RE0123", "RX0123"), "recording sids"),
             (&TWILIO.replace("\"60\"", "\"sixty\""), "whole number"),
             (&TWILIO.replace("\"60\"", "-5"), "whole number"),
+            (&TWILIO.replace("\"60\"", "99999999999"), "whole number"),
             (
                 &TWILIO.replace("completed", "done"),
                 "unknown recording status",

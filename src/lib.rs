@@ -84,8 +84,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("{}:{line}: {why}", args.file.display());
             }
             println!(
-                "imported {} recordings from {} lines; {} lines with errors",
-                summary.imported, summary.lines, summary.error_count
+                "imported {} recordings from {} lines ({} new or changed, {} unchanged); {} lines with errors",
+                summary.imported,
+                summary.lines,
+                summary.changed,
+                summary.imported - summary.changed,
+                summary.error_count
             );
             if summary.error_count > 0 {
                 anyhow::bail!("{} lines could not be imported", summary.error_count);
@@ -100,6 +104,7 @@ pub async fn demo_state(config: &Config, dir: &std::path::Path) -> anyhow::Resul
     let StorageConfig::Local { root } = &config.store.storage else {
         anyhow::bail!("the demo runs on a local directory");
     };
+    demo::check_dir(dir)?;
     let storage = app::open_storage(&config.store).await?;
     let catalog = app::open_catalog(&config.store).await?;
     let manifest = demo::ensure_seeded(dir, root, &catalog).await?;

@@ -35,7 +35,8 @@ pub enum Verdict {
         at: Option<Timestamp>,
         reason: Option<String>,
     },
-    /// Twilio recorded no audio (too short or silent), or recording failed.
+    /// Twilio recorded no audio (too short or silent), or the provider
+    /// reported the recording failed and storage has nothing.
     Absent {
         error_code: Option<u32>,
         failed: bool,
@@ -96,10 +97,10 @@ pub fn decide(
                     reason: r.deleted_reason.clone(),
                 };
             }
-            RecordingStatus::Absent | RecordingStatus::Failed => {
+            RecordingStatus::Absent => {
                 return Verdict::Absent {
                     error_code: r.error_code,
-                    failed: r.status == RecordingStatus::Failed,
+                    failed: false,
                 };
             }
             _ => {}
@@ -118,9 +119,15 @@ pub fn decide(
             }
         };
     }
-    match rec.map(|r| r.status) {
+    match rec.map(|r| (r.status, r.error_code)) {
         None => Verdict::Unknown,
-        Some(RecordingStatus::Processing | RecordingStatus::InProgress) => Verdict::Pending,
+        Some((RecordingStatus::Processing | RecordingStatus::InProgress, _)) => Verdict::Pending,
+        // The provider said the recording failed, and storage agrees that
+        // nothing arrived: explained, but not "no audio was ever made".
+        Some((RecordingStatus::Failed, error_code)) => Verdict::Absent {
+            error_code,
+            failed: true,
+        },
         Some(_) => Verdict::Unexplained,
     }
 }

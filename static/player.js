@@ -140,6 +140,7 @@
         el("dt", null, "Window (UTC)"), el("dd", null, w.utc));
       var dd = el("dd", "localtime", w.utc);
       dd.dataset.start = w.start; dd.dataset.end = w.end;
+      if (window.playbackGatewayLocalTime) window.playbackGatewayLocalTime(dd);
       dl.append(el("dt", null, "Window (your time zone)"), dd);
       box.append(dl);
     }

@@ -48,8 +48,7 @@ fn registry_error(e: RegistryError, state: &AppState) -> ApiError {
 }
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    json.map(|Json(t)| t)
-        .map_err(|e| ApiError::BadRequest(format!("bad incident JSON: {}", e.body_text())))
+    json.map(|Json(t)| t).map_err(|e| ApiError::bad_json(&e))
 }
 
 /// `POST /admin/incidents`.

@@ -120,8 +120,7 @@ fn parse_sid(s: &str) -> Result<RecordingSid, ApiError> {
 }
 
 fn parse_query(q: QueryResult) -> Result<AudioQuery, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
+    q.map(|Query(q)| q).map_err(|e| ApiError::bad_query(&e))
 }
 
 /// Answers one audio request, end to end: the verdict decides whether

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The credential cannot do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// The change conflicts with what exists.
     #[error("{0}")]
     Conflict(String),
@@ -63,6 +66,25 @@ pub struct Problem {
 }
 
 impl ApiError {
+    /// A malformed query string, said without the parser's internals.
+    pub fn bad_query(e: &axum::extract::rejection::QueryRejection) -> Self {
+        let text = e.body_text();
+        let why = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or("it could not be read");
+        Self::BadRequest(format!("bad query string: {why}"))
+    }
+
+    /// A JSON body that does not fit, said without the parser's internals.
+    pub fn bad_json(e: &axum::extract::rejection::JsonRejection) -> Self {
+        let text = e.body_text();
+        let why = text
+            .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+            .or(text.strip_prefix("Failed to parse the request body as JSON: "))
+            .unwrap_or(&text);
+        Self::BadRequest(format!("bad JSON body: {why}"))
+    }
+
     /// Maps a storage error for a request that was about to be served.
     pub fn from_storage(e: &StorageError, retry_after: Duration) -> Self {
         match e {
@@ -96,6 +118,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -116,6 +139,11 @@ impl ApiError {
             ),
             Self::Forbidden(d) => ("forbidden", "Forbidden", d.clone()),
             Self::Conflict(d) => ("conflict", "Conflict", d.clone()),
+            Self::MethodNotAllowed => (
+                "method_not_allowed",
+                "Method not allowed",
+                "this resource does not answer that method; see the Allow header".into(),
+            ),
             Self::PreconditionFailed => (
                 "precondition_failed",
                 "Precondition failed",

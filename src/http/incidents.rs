@@ -23,6 +23,14 @@ fn repr(headers: &HeaderMap) -> Repr {
     negotiate::for_status(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
 }
 
+/// `GET /incidents.json`.
+pub async fn list_json(State(state): State<AppState>) -> Response {
+    let all = state.registry.snapshot();
+    json_response(&json!({
+        "incidents": all.iter().map(|i| incident_json(i)).collect::<Vec<_>>()
+    }))
+}
+
 /// `GET /incidents`.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let all = state.registry.snapshot();
@@ -38,10 +46,15 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-fn find(state: &AppState, id: &str) -> Result<Arc<Incident>, ApiError> {
-    state
-        .registry
-        .get(id)
+/// The incident `id`, or `id.json` (ids may contain dots, so the whole
+/// id is tried first).
+fn find(state: &AppState, id: &str) -> Result<(Arc<Incident>, Option<Repr>), ApiError> {
+    if let Some(i) = state.registry.get(id) {
+        return Ok((i, None));
+    }
+    id.strip_suffix(".json")
+        .and_then(|id| state.registry.get(id))
+        .map(|i| (i, Some(Repr::Json)))
         .ok_or_else(|| ApiError::NotFound("no such incident".into()))
 }
 
@@ -79,7 +92,8 @@ async fn covered(state: &AppState, i: &Arc<Incident>) -> Result<(Vec<Resolved>, 
             _ => counts.other += 1,
         }
     }
-    let affected = resolved.into_iter().filter(|r| mine(&r.verdict)).collect();
+    let mut affected: Vec<Resolved> = resolved.into_iter().filter(|r| mine(&r.verdict)).collect();
+    affected.sort_by_key(|r| r.rec.as_ref().and_then(|x| x.start_time));
     Ok((affected, counts))
 }
 
@@ -89,9 +103,9 @@ pub async fn show(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let i = find(&state, &id)?;
+    let (i, forced) = find(&state, &id)?;
     let (affected, counts) = covered(&state, &i).await?;
-    Ok(match repr(&headers) {
+    Ok(match forced.unwrap_or_else(|| repr(&headers)) {
         Repr::Html => typed(
             axum::http::StatusCode::OK,
             "text/html; charset=utf-8",
@@ -122,7 +136,7 @@ pub async fn affected_csv(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let i = find(&state, &id)?;
+    let (i, _) = find(&state, &id)?;
     let (affected, _) = covered(&state, &i).await?;
     Ok(csv_response(
         list_csv(&affected, &i.tz)?,

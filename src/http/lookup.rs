@@ -86,12 +86,9 @@ async fn resolve_with(
         .then(|| state.layout.render(owner, sid, format));
 
     // The catalog alone settles deletions and absences: no storage call.
-    let settled = rec.as_ref().is_some_and(|r| {
-        matches!(
-            r.status,
-            RecordingStatus::Deleted | RecordingStatus::Absent | RecordingStatus::Failed
-        )
-    });
+    let settled = rec
+        .as_ref()
+        .is_some_and(|r| matches!(r.status, RecordingStatus::Deleted | RecordingStatus::Absent));
     let (answer, meta) = match &key {
         Some(key) if !settled => match state.heads.head(key).await {
             Ok(Head::Found(meta)) => (StorageAnswer::Present, Some(meta)),

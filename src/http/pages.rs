@@ -216,7 +216,9 @@ impl RowView {
                 .and_then(|x| x.call_sid.as_ref())
                 .map(ToString::to_string),
             start: time_label(rec.and_then(|x| x.start_time), tz),
-            end: time_label(rec.and_then(Recording::end_time), tz),
+            end: rec.and_then(Recording::end_time).map_or("—".into(), |t| {
+                t.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string()
+            }),
             duration: duration_label(rec.and_then(|x| x.duration)),
             verdict: r.verdict.name(),
             badge: badge(&r.verdict),

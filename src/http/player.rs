@@ -35,8 +35,7 @@ pub async fn player(
     let sid: RecordingSid = sid
         .parse()
         .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))?;
-    let Query(q) =
-        query.map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_query(&e))?;
     let format = match q.format.as_deref() {
         None => Format::Mp3,
         Some(f) => Format::from_ext(f)

@@ -288,8 +288,7 @@ pub async fn account_day(
     let account: AccountSid = account
         .parse()
         .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))?;
-    let Query(q) =
-        query.map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_query(&e))?;
     let date_text = q
         .date
         .ok_or_else(|| ApiError::BadRequest("give the day as ?date=YYYY-MM-DD".into()))?;

@@ -290,6 +290,12 @@ fn absent_and_failed_recordings_had_no_audio() {
     );
     let r = rec(2, "2017-05-09T15:00:00Z", 1, RecordingStatus::Failed);
     assert_eq!(verdict(&r, StorageAnswer::NotFound, &[]), "absent");
+    // A failed recording whose audio did arrive plays.
+    assert_eq!(verdict(&r, StorageAnswer::Present, &[]), "available");
+    assert_eq!(
+        verdict(&r, StorageAnswer::Unavailable, &[]),
+        "storage_unavailable"
+    );
 }
 
 #[test]

@@ -159,6 +159,30 @@ fn walk(path: &std::path::Path) -> u64 {
 }
 
 #[test]
+fn the_demo_refuses_a_directory_with_other_data() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("catalog.db"), b"").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds data that the demo did not make"),
+        "{err}"
+    );
+    assert!(!dir.path().join("demo-manifest.json").exists());
+}
+
+#[test]
 fn import_takes_the_good_lines_and_names_the_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let line = |n: u32, status: &str| {
@@ -199,7 +223,9 @@ fn import_takes_the_good_lines_and_names_the_bad_ones() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("imported 3 recordings from 7 lines; 3 lines with errors"),
+        stdout.contains(
+            "imported 3 recordings from 7 lines (3 new or changed, 0 unchanged); 3 lines with errors"
+        ),
         "{stdout}"
     );
     for n in [":2:", ":5:", ":6:"] {
@@ -211,7 +237,11 @@ fn import_takes_the_good_lines_and_names_the_bad_ones() {
     );
     // Idempotent: the same file again changes nothing.
     let out = run();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 3 recordings"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("(0 new or changed, 3 unchanged)"),
+        "{stdout}"
+    );
     let missing = Command::new(BIN)
         .args([
             "import",

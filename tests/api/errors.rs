@@ -253,3 +253,17 @@ async fn s3_missing_bucket_is_502_not_404() {
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_405_problem_with_allow() {
+    let app = spawn_app(Backend::Local).await;
+    let res = app
+        .client
+        .delete(app.url("/incidents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(res.headers().get("allow").is_some(), "{:?}", res.headers());
+    problem(res).await;
+}
