@@ -33,6 +33,8 @@ pub struct AppState {
     pub retry_after: Duration,
     /// Enables the admin API; `None` disables it.
     pub admin_token: Option<Secret>,
+    /// How clients reach us (webhook signatures cover it).
+    pub public_url: Option<Arc<str>>,
     /// Serving the demo: `/` is the demo CRM page.
     pub demo: Option<Arc<crate::demo::DemoInfo>>,
 }
@@ -61,7 +63,20 @@ impl AppState {
             layout: Arc::new(config.store.key_layout.clone()),
             retry_after: config.retry_after,
             admin_token: config.admin_token.clone(),
+            public_url: config.public_url.as_deref().map(Arc::from),
             demo: None,
+        }
+    }
+}
+
+impl AppState {
+    /// Forgets everything cached about a recording, so that a change (a
+    /// webhook, an import through the API, a late upload) shows at once.
+    pub async fn forget(&self, rec: &crate::catalog::Recording) {
+        self.recordings.invalidate(&rec.sid).await;
+        for format in crate::keys::Format::ALL {
+            let key = self.layout.render(Some(&rec.account_sid), &rec.sid, format);
+            self.heads.invalidate(&key).await;
         }
     }
 }

@@ -71,6 +71,17 @@ pub struct Recording {
     pub deleted_reason: Option<String>,
 }
 
+/// An account (tenant) as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub sid: AccountSid,
+    pub name: Option<String>,
+    /// The token Twilio signs this account's webhooks with.
+    pub auth_token: Option<crate::config::Secret>,
+    /// IANA zone for the account's pages and exports.
+    pub time_zone: Option<String>,
+}
+
 /// Catalog failures. A catalog that cannot answer is transient, like
 /// storage: it must never turn into a verdict about a recording.
 #[derive(Debug, thiserror::Error)]
@@ -340,6 +351,38 @@ impl Catalog {
         )
         .bind(id)
         .bind(spec_json)
+        .bind(db_time(Timestamp::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One account.
+    pub async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, CatalogError> {
+        let row: Option<(String, Option<String>, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT sid, name, auth_token, time_zone FROM accounts WHERE sid = ?")
+                .bind(sid.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(_, name, token, tz)| Account {
+            sid: sid.clone(),
+            name,
+            auth_token: token.map(crate::config::Secret::new),
+            time_zone: tz,
+        }))
+    }
+
+    /// Creates or replaces an account.
+    pub async fn upsert_account(&self, a: &Account) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO accounts (sid, name, auth_token, time_zone, updated_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (sid) DO UPDATE SET name = excluded.name, auth_token = excluded.auth_token,
+               time_zone = excluded.time_zone, updated_at = excluded.updated_at",
+        )
+        .bind(a.sid.as_str())
+        .bind(a.name.as_deref())
+        .bind(a.auth_token.as_ref().map(|t| t.expose().to_owned()))
+        .bind(a.time_zone.as_deref())
         .bind(db_time(Timestamp::now()))
         .execute(&self.pool)
         .await?;

@@ -171,6 +171,13 @@ pub struct ServeArgs {
     )]
     pub admin_token: Option<String>,
 
+    /// The URL clients (and Twilio) use to reach the gateway, e.g.
+    /// `https://recordings.example.com`: webhook signatures cover it, and a
+    /// TLS-terminating proxy changes scheme and port [default: from the
+    /// request's Host, as http].
+    #[arg(long, env = "PLAYBACK_GATEWAY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// A directory of extra incident definitions (`*.toml`), loaded at
     /// start beside the shipped ones.
     #[arg(long, env = "PLAYBACK_GATEWAY_INCIDENTS", value_name = "DIR")]

@@ -91,6 +91,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Extra incident definitions (`*.toml`), beside the shipped ones.
     pub incidents_dir: Option<PathBuf>,
+    /// How clients reach the gateway (scheme, host, port), no trailing `/`.
+    pub public_url: Option<String>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -117,6 +119,7 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub admin_token: Option<Secret>,
     pub incidents: Option<PathBuf>,
+    pub public_url: Option<String>,
 }
 
 /// A configuration error: says which setting and why.
@@ -320,6 +323,18 @@ impl Config {
                 t => t,
             },
             incidents_dir: args.incidents.clone().or(file.incidents.clone()),
+            public_url: match args.public_url.clone().or(file.public_url.clone()) {
+                Some(u)
+                    if !(u.starts_with("http://") || u.starts_with("https://"))
+                        || u.trim_end_matches('/').matches('/').count() > 2 =>
+                {
+                    return Err(bad(
+                        "--public-url (PLAYBACK_GATEWAY_PUBLIC_URL, public_url)",
+                        format!("{u:?} is not a base URL like https://recordings.example.com"),
+                    ));
+                }
+                u => u.map(|u| u.trim_end_matches('/').to_owned()),
+            },
         })
     }
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod answer;
+mod api;
 mod assets;
 mod audio;
 mod body;
@@ -16,6 +17,7 @@ mod ops;
 pub mod pages;
 mod player;
 mod status;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -53,6 +55,15 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/incidents", post(admin::create))
         .route("/admin/incidents/{id}", put(admin::update))
         .route("/admin/incidents/{id}/resolve", post(admin::resolve))
+        .route(
+            "/webhooks/twilio/recording-status",
+            post(webhooks::recording_status)
+                .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY)),
+        )
+        .route(
+            "/api/recordings",
+            post(api::recordings).layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY)),
+        )
         .route("/static/{file}", get(assets::asset))
         .route("/demo", get(crm::page))
         .route("/", get(ops::index))

@@ -73,12 +73,14 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
 
 /// Parses one line into a recording.
 pub fn parse_line(line: &str) -> Result<Recording, String> {
-    let l: Line = serde_json::from_str(line).map_err(|e| match e.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            format!("not a JSON object (column {})", e.column())
-        }
-        _ => e.to_string(),
-    })?;
+    let value: serde_json::Value = serde_json::from_str(line)
+        .map_err(|e| format!("not a JSON object (column {})", e.column()))?;
+    parse_value(value)
+}
+
+/// Parses one recording in Twilio's JSON shape.
+pub fn parse_value(value: serde_json::Value) -> Result<Recording, String> {
+    let l: Line = serde_json::from_value(value).map_err(|e| e.to_string())?;
     let status: RecordingStatus = l.status.parse()?;
     let time = |s: Option<String>, what: &str| {
         s.filter(|s| !s.is_empty())
@@ -185,7 +187,7 @@ mod tests {
             ("", "not a JSON object"),
             ("{", "not a JSON object"),
             ("{not json", "not a JSON object"),
-            ("[]", "invalid length"),
+            ("[]", "invalid type"),
             (&TWILIO.replace("RE0123", "RX0123"), "recording sids"),
             (&TWILIO.replace("\"60\"", "\"sixty\""), "whole number"),
             (&TWILIO.replace("\"60\"", "-5"), "whole number"),

@@ -35,12 +35,14 @@ pub mod explain;
 pub mod http;
 pub mod import;
 pub mod incidents;
+pub mod ingest;
 pub mod keys;
 pub mod preconditions;
 pub mod range;
 pub mod sid;
 pub mod storage;
 pub mod telemetry;
+pub mod twilio;
 pub mod verdict;
 
 use cli::{Cli, Command};

@@ -17,7 +17,7 @@ use crate::incidents::{IncidentSpec, Outcome};
 
 /// SECURITY: constant-time comparison, so the token cannot be guessed a
 /// byte at a time from response timings.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.admin_token else {
         return Err(ApiError::Forbidden(
             "the admin API is disabled: start the gateway with --admin-token".into(),

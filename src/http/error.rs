@@ -28,6 +28,12 @@ pub enum ApiError {
     /// The credential cannot do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The body is larger than this route takes (bytes).
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    /// The body is not of a type this route takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The route exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -119,6 +125,8 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -139,6 +147,16 @@ impl ApiError {
             ),
             Self::Forbidden(d) => ("forbidden", "Forbidden", d.clone()),
             Self::Conflict(d) => ("conflict", "Conflict", d.clone()),
+            Self::PayloadTooLarge(max) => (
+                "payload_too_large",
+                "Payload too large",
+                format!("this route takes bodies of at most {max} bytes"),
+            ),
+            Self::UnsupportedMediaType(d) => (
+                "unsupported_media_type",
+                "Unsupported media type",
+                d.clone(),
+            ),
             Self::MethodNotAllowed => (
                 "method_not_allowed",
                 "Method not allowed",

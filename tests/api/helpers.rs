@@ -88,6 +88,8 @@ impl Default for Options {
 }
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// What the test gateway believes clients call it by (webhook signatures).
+pub const PUBLIC_URL: &str = "https://gateway.example";
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, Options::default()).await
@@ -187,6 +189,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         retry_after: Duration::from_secs(7),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
         incidents_dir: None,
+        public_url: Some(PUBLIC_URL.into()),
     };
     let registry = Registry::load(catalog.clone(), None).await.unwrap();
     let state = AppState::new(storage, catalog.clone(), registry, &config);

@@ -10,6 +10,7 @@ mod conditional;
 mod demo;
 mod errors;
 mod incidents;
+mod ingest;
 mod lifecycle;
 mod players;
 mod verdicts;
