@@ -359,7 +359,8 @@ impl Catalog {
 
     /// One account.
     pub async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, CatalogError> {
-        let row: Option<(String, Option<String>, Option<String>, Option<String>)> =
+        type AccountRow = (String, Option<String>, Option<String>, Option<String>);
+        let row: Option<AccountRow> =
             sqlx::query_as("SELECT sid, name, auth_token, time_zone FROM accounts WHERE sid = ?")
                 .bind(sid.as_str())
                 .fetch_optional(&self.pool)

@@ -75,6 +75,9 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
 pub fn parse_line(line: &str) -> Result<Recording, String> {
     let value: serde_json::Value = serde_json::from_str(line)
         .map_err(|e| format!("not a JSON object (column {})", e.column()))?;
+    if !value.is_object() {
+        return Err("not a JSON object".into());
+    }
     parse_value(value)
 }
 
@@ -187,7 +190,7 @@ mod tests {
             ("", "not a JSON object"),
             ("{", "not a JSON object"),
             ("{not json", "not a JSON object"),
-            ("[]", "invalid type"),
+            ("[]", "not a JSON object"),
             (&TWILIO.replace("RE0123", "RX0123"), "recording sids"),
             (&TWILIO.replace("\"60\"", "\"sixty\""), "whole number"),
             (&TWILIO.replace("\"60\"", "-5"), "whole number"),

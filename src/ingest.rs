@@ -118,7 +118,7 @@ fn rank(s: RecordingStatus) -> u8 {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Merge {
     /// Write this row.
-    Write(Recording),
+    Write(Box<Recording>),
     /// Nothing to change (a retry, or a late event of an earlier stage).
     Unchanged,
     /// The recording belongs to another account: refuse.
@@ -129,7 +129,7 @@ pub enum Merge {
 /// earlier or equal stage only fills fields that are still unknown.
 pub fn merge(existing: Option<&Recording>, ev: &Event) -> Merge {
     let Some(old) = existing else {
-        return Merge::Write(Recording {
+        return Merge::Write(Box::new(Recording {
             sid: ev.recording_sid.clone(),
             account_sid: ev.account_sid.clone(),
             call_sid: ev.call_sid.clone(),
@@ -143,7 +143,7 @@ pub fn merge(existing: Option<&Recording>, ev: &Event) -> Merge {
             formats: Format::ALL.to_vec(),
             deleted_at: None,
             deleted_reason: None,
-        });
+        }));
     };
     if old.account_sid != ev.account_sid {
         return Merge::WrongAccount;
@@ -171,7 +171,7 @@ pub fn merge(existing: Option<&Recording>, ev: &Event) -> Merge {
     if new == *old {
         Merge::Unchanged
     } else {
-        Merge::Write(new)
+        Merge::Write(Box::new(new))
     }
 }
 

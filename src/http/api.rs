@@ -53,7 +53,12 @@ pub async fn recordings(
     let (mut stored, mut errors) = (0, 0);
     for (index, item) in items.into_iter().enumerate() {
         let sid = item.get("sid").cloned().unwrap_or(Value::Null);
-        match parse_value(item) {
+        let parsed = if item.is_object() {
+            parse_value(item)
+        } else {
+            Err("not a JSON object".into())
+        };
+        match parsed {
             Err(why) => {
                 errors += 1;
                 results
