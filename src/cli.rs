@@ -25,8 +25,38 @@ pub enum Command {
     Serve(ServeArgs),
     /// Seed a synthetic 2017-05-09 into a data directory (once) and serve it.
     Demo(DemoArgs),
-    /// Import recordings (Twilio's JSON, one per line) into the catalog.
+    /// Import recordings (Twilio's JSON lines, or CSV) into the catalog.
     Import(ImportArgs),
+    /// Create or change an account: its name, time zone and the auth token
+    /// Twilio signs its webhooks with.
+    Account(AccountArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AccountArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The account sid (`AC` + 32 hex digits).
+    #[arg(long, value_name = "SID")]
+    pub account: String,
+
+    /// A name for pages and exports.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The account's Twilio auth token (prefer the environment variable).
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub auth_token: Option<String>,
+
+    /// The account's IANA time zone, e.g. America/Los_Angeles.
+    #[arg(long, value_name = "ZONE")]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -55,9 +85,14 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// A JSONL file: one Twilio Recording resource per line.
+    /// A JSONL file (one Twilio Recording resource per line) or a CSV file
+    /// with Twilio's field names in its header row.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+
+    /// The file's format [default: by extension, `.csv` or else JSONL].
+    #[arg(long, value_enum)]
+    pub format: Option<crate::import::FileFormat>,
 }
 
 /// Where recordings and the catalog live; shared by every subcommand that

@@ -34,6 +34,9 @@ pub const MANIFEST: &str = "demo-manifest.json";
 pub struct DemoAccount {
     pub sid: AccountSid,
     pub name: String,
+    /// The token its (simulated) Twilio signs webhooks with.
+    #[serde(default)]
+    pub webhook_auth_token: String,
 }
 
 /// `DIR/demo-manifest.json`.
@@ -149,6 +152,18 @@ pub async fn ensure_seeded(
         .await?;
     let rows: Vec<_> = recordings.iter().map(DemoRecording::catalog_row).collect();
     catalog.upsert_many(&rows).await?;
+    let mut accounts = accounts;
+    for a in &mut accounts {
+        a.webhook_auth_token = uuid::Uuid::new_v4().simple().to_string();
+        catalog
+            .upsert_account(&crate::catalog::Account {
+                sid: a.sid.clone(),
+                name: Some(a.name.clone()),
+                auth_token: Some(crate::config::Secret::new(a.webhook_auth_token.clone())),
+                time_zone: Some("America/Los_Angeles".into()),
+            })
+            .await?;
+    }
     let manifest = Manifest {
         about: "Synthetic recordings of 2017-05-09 for playback-gateway's demo; \
                 expected_verdict is what the gateway should answer for each."

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::catalog::{Catalog, Recording, RecordingStatus};
 use crate::keys::Format;
@@ -123,47 +122,222 @@ pub struct Summary {
 /// Rows per transaction: one fsync per batch, not per row.
 const BATCH: usize = 1_000;
 
-/// Imports a JSONL file, streaming it.
-pub async fn import_jsonl(catalog: &Catalog, path: &Path) -> anyhow::Result<Summary> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut lines = BufReader::new(file).lines();
-    let mut summary = Summary::default();
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(line) = lines
-        .next_line()
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), summary.lines + 1))?
-    {
-        summary.lines += 1;
-        if line.trim().is_empty() {
+/// Batches in flight between the reading thread and the writer: memory
+/// stays flat whatever the file's size.
+const IN_FLIGHT: usize = 4;
+
+/// The import file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FileFormat {
+    /// One Twilio Recording JSON object per line.
+    Jsonl,
+    /// A header row with Twilio's field names (`sid` or `RecordingSid`, …).
+    Csv,
+}
+
+impl FileFormat {
+    /// From the file name: `.csv` is CSV, anything else JSONL.
+    pub fn of(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("csv") => FileFormat::Csv,
+            _ => FileFormat::Jsonl,
+        }
+    }
+}
+
+/// A CSV header, mapped to the JSON field it carries (`None`: ignored).
+/// Accepts the API's snake_case and the webhooks' PascalCase names.
+fn csv_field(header: &str) -> Option<&'static str> {
+    let h: String = header
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    Some(match h.as_str() {
+        "sid" | "recordingsid" => "sid",
+        "accountsid" => "account_sid",
+        "callsid" => "call_sid",
+        "starttime" | "recordingstarttime" => "start_time",
+        "duration" | "recordingduration" => "duration",
+        "channels" | "recordingchannels" => "channels",
+        "source" | "recordingsource" => "source",
+        "track" | "recordingtrack" => "track",
+        "status" | "recordingstatus" => "status",
+        "errorcode" => "error_code",
+        "formats" => "formats",
+        "deletedat" => "deleted_at",
+        "deletedreason" => "deleted_reason",
+        _ => return None,
+    })
+}
+
+/// One CSV record as the JSON object `parse_value` reads.
+fn csv_value(fields: &[Option<&'static str>], record: &csv::StringRecord) -> serde_json::Value {
+    let mut obj = serde_json::Map::new();
+    for (field, cell) in fields.iter().zip(record.iter()) {
+        let (Some(field), cell) = (field, cell.trim()) else {
+            continue;
+        };
+        if cell.is_empty() {
             continue;
         }
-        match parse_line(&line) {
-            Ok(rec) => {
-                summary.imported += 1;
-                batch.push(rec);
+        let value = if *field == "formats" {
+            serde_json::Value::from(cell.split(',').map(str::trim).collect::<Vec<_>>())
+        } else {
+            serde_json::Value::from(cell)
+        };
+        obj.insert((*field).to_owned(), value);
+    }
+    serde_json::Value::Object(obj)
+}
+
+/// What the reading thread hands the writer.
+struct Batch {
+    rows: Vec<Recording>,
+    /// `(line, why)` of the lines in this batch that failed.
+    errors: Vec<(usize, String)>,
+    lines: usize,
+}
+
+/// Reads and parses the file on a blocking thread, sending batches.
+fn read_file(
+    path: &Path,
+    format: FileFormat,
+    progress: &indicatif::ProgressBar,
+    tx: &tokio::sync::mpsc::Sender<Batch>,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let reader = std::io::BufReader::new(progress.wrap_read(file));
+    let mut batch = Batch {
+        rows: Vec::with_capacity(BATCH),
+        errors: Vec::new(),
+        lines: 0,
+    };
+    let push = |batch: &mut Batch, line: usize, parsed: Result<Recording, String>| {
+        batch.lines = line;
+        match parsed {
+            Ok(r) => batch.rows.push(r),
+            Err(why) => batch.errors.push((line, why)),
+        }
+        if batch.rows.len() + batch.errors.len() >= BATCH {
+            let full = std::mem::replace(
+                batch,
+                Batch {
+                    rows: Vec::with_capacity(BATCH),
+                    errors: Vec::new(),
+                    lines: line,
+                },
+            );
+            tx.blocking_send(full)
+                .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+        }
+        anyhow::Ok(())
+    };
+    match format {
+        FileFormat::Jsonl => {
+            for (i, line) in reader.lines().enumerate() {
+                let line =
+                    line.map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), i + 1))?;
+                if line.trim().is_empty() {
+                    batch.lines = i + 1;
+                    continue;
+                }
+                push(&mut batch, i + 1, parse_line(&line))?;
             }
-            Err(why) => {
-                summary.error_count += 1;
-                if summary.errors.len() < 100 {
-                    summary.errors.push((summary.lines, why));
+        }
+        FileFormat::Csv => {
+            let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+            let headers = csv
+                .headers()
+                .map_err(|e| anyhow::anyhow!("{}: header row: {e}", path.display()))?;
+            let fields: Vec<_> = headers.iter().map(csv_field).collect();
+            for needed in ["sid", "account_sid", "status"] {
+                if !fields.contains(&Some(needed)) {
+                    anyhow::bail!("{}: the header row has no {needed} column", path.display());
+                }
+            }
+            let mut record = csv::StringRecord::new();
+            loop {
+                match csv.read_record(&mut record) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let line = record.position().map_or(0, |p| p.line() as usize);
+                        push(&mut batch, line, parse_value(csv_value(&fields, &record)))?;
+                    }
+                    Err(e) => {
+                        let line = e.position().map_or(batch.lines + 1, |p| p.line() as usize);
+                        push(&mut batch, line, Err(format!("not a CSV record: {e}")))?;
+                    }
                 }
             }
         }
-        if batch.len() >= BATCH {
-            summary.changed += catalog.upsert_many(&batch).await?;
-            batch.clear();
-        }
     }
-    summary.changed += catalog.upsert_many(&batch).await?;
+    if !batch.rows.is_empty() || !batch.errors.is_empty() || batch.lines > 0 {
+        tx.blocking_send(batch)
+            .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+    }
+    Ok(())
+}
+
+/// Imports a JSONL or CSV file, streaming it: a thread reads and parses,
+/// this task writes batches, and the progress bar (on a terminal) follows
+/// the bytes read.
+pub async fn import_file(
+    catalog: &Catalog,
+    path: &Path,
+    format: FileFormat,
+    progress: indicatif::ProgressBar,
+) -> anyhow::Result<Summary> {
+    let len = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .len();
+    progress.set_length(len);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(IN_FLIGHT);
+    let reader = {
+        let (path, progress) = (path.to_owned(), progress.clone());
+        tokio::task::spawn_blocking(move || read_file(&path, format, &progress, &tx))
+    };
+    let mut summary = Summary::default();
+    while let Some(batch) = rx.recv().await {
+        summary.lines = summary.lines.max(batch.lines);
+        summary.imported += batch.rows.len();
+        summary.error_count += batch.errors.len();
+        for e in batch.errors {
+            if summary.errors.len() < 100 {
+                summary.errors.push(e);
+            }
+        }
+        summary.changed += catalog.upsert_many(&batch.rows).await?;
+    }
+    reader.await??;
+    progress.finish_and_clear();
     Ok(summary)
+}
+
+/// Imports a JSONL file without a progress bar.
+pub async fn import_jsonl(catalog: &Catalog, path: &Path) -> anyhow::Result<Summary> {
+    import_file(
+        catalog,
+        path,
+        FileFormat::Jsonl,
+        indicatif::ProgressBar::hidden(),
+    )
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_headers_take_both_spellings() {
+        assert_eq!(csv_field("RecordingSid"), Some("sid"));
+        assert_eq!(csv_field("account_sid"), Some("account_sid"));
+        assert_eq!(csv_field("Recording Start Time"), Some("start_time"));
+        assert_eq!(csv_field("price"), None);
+    }
 
     const TWILIO: &str = r#"{"account_sid": "AC0123456789abcdef0123456789abcdef", "api_version": "2010-04-01", "call_sid": "CA0123456789abcdef0123456789abcdef", "conference_sid": null, "date_created": "Tue, 09 May 2017 17:51:00 +0000", "date_updated": "Tue, 09 May 2017 17:51:00 +0000", "start_time": "Tue, 09 May 2017 17:49:00 +0000", "duration": "60", "sid": "RE0123456789abcdef0123456789abcdef", "price": "-0.0025", "price_unit": "USD", "status": "completed", "channels": 1, "source": "DialVerb", "error_code": null, "uri": "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Recordings/RE0123456789abcdef0123456789abcdef.json"}"#;
 

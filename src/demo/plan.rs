@@ -79,6 +79,7 @@ pub fn plan() -> (Vec<DemoAccount>, Vec<DemoRecording>) {
         .map(|name| DemoAccount {
             sid: sid(&mut rng, "AC"),
             name: name.into(),
+            webhook_auth_token: String::new(),
         })
         .collect();
     let ts = |s: &str| -> Timestamp { s.parse().expect("a valid instant") };

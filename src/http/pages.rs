@@ -251,6 +251,7 @@ pub fn call_page(state: &AppState, call_sid: &str, rows: Vec<RowView>) -> String
 pub struct AccountDayPage {
     pub demo: bool,
     pub account: String,
+    pub account_name: Option<String>,
     pub date: String,
     pub tz_label: String,
     pub prev_href: String,

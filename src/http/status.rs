@@ -315,6 +315,12 @@ pub async fn account_day(
         .by_account_between(&account, from, to)
         .await
         .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+    let account_name = state
+        .catalog
+        .account(&account)
+        .await
+        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?
+        .and_then(|a| a.name);
     let rows = lookup::resolve_all(&state, recs).await?;
     Ok(
         match forced.unwrap_or_else(|| negotiate::for_status(accept(&headers))) {
@@ -334,6 +340,7 @@ pub async fn account_day(
                 html(pages::account_day_page(&AccountDayPage {
                     demo: state.demo.is_some(),
                     account: account.to_string(),
+                    account_name,
                     date: date.to_string(),
                     tz_label: tz_name.clone(),
                     prev_href: href(date.yesterday().ok(), ""),

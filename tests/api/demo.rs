@@ -126,6 +126,50 @@ async fn the_demo_answers_every_recording_as_its_manifest_says() {
         "file incidents are read-only"
     );
 
+    // Twilio tells the demo a pending recording completed, signed with the
+    // account's token from the manifest.
+    let pending = manifest
+        .recordings
+        .iter()
+        .find(|r| r.expected_verdict == "pending")
+        .unwrap();
+    let token = &manifest
+        .accounts
+        .iter()
+        .find(|a| a.sid == pending.account_sid)
+        .unwrap()
+        .webhook_auth_token;
+    let params: Vec<(String, String)> = [
+        ("AccountSid", pending.account_sid.to_string()),
+        ("RecordingSid", pending.recording_sid.to_string()),
+        ("RecordingStatus", "absent".to_string()),
+        ("ErrorCode", "16101".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let url = format!("{base}/webhooks/twilio/recording-status");
+    let res = client
+        .post(&url)
+        .header(
+            "x-twilio-signature",
+            playback_gateway::twilio::signature(token, &url, &params),
+        )
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let body: Value = client
+        .get(format!("{base}{}.json", pending.status_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["availability"]["verdict"], "absent");
+
     // An agent at the CRM page, in Chromium.
     let good = manifest
         .recordings
@@ -156,6 +200,48 @@ fn walk(path: &std::path::Path) -> u64 {
             }
         })
         .sum()
+}
+
+#[test]
+fn accounts_are_set_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let sid = format!("AC{}", "7".repeat(32));
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["account", "--dir", d, "--account", &sid])
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--name", "Acme", "--time-zone", "America/Denver"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["account", "--dir", d, "--account", &sid])
+        .env_clear()
+        .env("PLAYBACK_GATEWAY_AUTH_TOKEN", "s3cret-token")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"Acme\"") && stdout.contains("token set"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret"), "the token is never printed");
+    let out = run(&["--time-zone", "Mars/Olympus"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--time-zone"));
+    let out = Command::new(BIN)
+        .args(["account", "--dir", d, "--account", "ACnope"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--account"));
 }
 
 #[test]
@@ -253,4 +339,52 @@ fn import_takes_the_good_lines_and_names_the_bad_ones() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/file.jsonl"));
+}
+
+#[test]
+fn import_reads_twilio_csv_exports_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.csv");
+    let sid = |p: &str, n: u32| format!("{p}{n:032x}");
+    let rows = [
+        "RecordingSid,AccountSid,CallSid,RecordingStartTime,RecordingDuration,RecordingStatus,Price".to_string(),
+        format!("{},{},{},\"Tue, 09 May 2017 17:49:00 +0000\",60,completed,-0.0025", sid("RE", 1), sid("AC", 1), sid("CA", 1)),
+        format!("{},{},,2017-05-09T18:00:00Z,-1,in-progress,", sid("RE", 2), sid("AC", 1)),
+        format!("{},{},,yesterday,5,completed,", sid("RE", 3), sid("AC", 1)),
+        "\"unterminated,quote".to_string(),
+    ];
+    std::fs::write(&file, rows.join("\n")).unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(BIN)
+        .args([
+            "import",
+            "--dir",
+            data.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("imported 2 recordings"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("export.csv:4: start_time"), "{stderr}");
+    assert!(stderr.contains("export.csv:5:"), "{stderr}");
+    // A CSV without the needed columns is refused as a whole.
+    std::fs::write(&file, "foo,bar\n1,2\n").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "import",
+            "--dir",
+            data.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no sid column"));
 }
