@@ -35,6 +35,10 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// How clients reach us (webhook signatures cover it).
     pub public_url: Option<Arc<str>>,
+    /// Open mode, link keys, CORS origins.
+    pub access: Arc<crate::config::AccessConfig>,
+    /// Rate limits per credential and per address.
+    pub limits: Arc<crate::http::auth::Limits>,
     /// Serving the demo: `/` is the demo CRM page.
     pub demo: Option<Arc<crate::demo::DemoInfo>>,
 }
@@ -64,6 +68,11 @@ impl AppState {
             retry_after: config.retry_after,
             admin_token: config.admin_token.clone(),
             public_url: config.public_url.as_deref().map(Arc::from),
+            access: Arc::new(config.access.clone()),
+            limits: Arc::new(crate::http::auth::Limits::new(
+                config.access.rate_limit,
+                config.access.auth_failures_per_minute,
+            )),
             demo: None,
         }
     }
@@ -160,7 +169,8 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let router = crate::http::router(self.state);
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         });
         let mut server = tokio::spawn(server.into_future());

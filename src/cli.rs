@@ -30,6 +30,77 @@ pub enum Command {
     /// Create or change an account: its name, time zone and the auth token
     /// Twilio signs its webhooks with.
     Account(AccountArgs),
+    /// Account API keys: create, list, revoke.
+    Keys(KeysArgs),
+    /// Print a signed playback link to one recording.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysAction {
+    /// Create a key; its secret is printed once and stored only as a hash.
+    Create {
+        #[arg(long, value_name = "SID")]
+        account: String,
+        /// The key may read but not write (no ingest).
+        #[arg(long)]
+        read_only: bool,
+        /// What the key is for.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[arg(long, value_name = "SID")]
+        account: Option<String>,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[arg(long, value_name = "SID")]
+    pub account: String,
+
+    #[arg(long, value_name = "SID")]
+    pub recording: String,
+
+    /// Seconds the link lives.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u32,
+
+    /// `mp3` or `wav`.
+    #[arg(long, default_value = "mp3")]
+    pub format: String,
+
+    /// Link keys, `kid:secret[,…]`; the first signs (also from --config).
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_LINK_KEYS",
+        hide_env_values = true,
+        value_name = "KEYS"
+    )]
+    pub link_keys: Option<String>,
+
+    /// The gateway's base URL to print before the path.
+    #[arg(long, env = "PLAYBACK_GATEWAY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -212,6 +283,43 @@ pub struct ServeArgs {
     /// request's Host, as http].
     #[arg(long, env = "PLAYBACK_GATEWAY_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+
+    /// Open mode: anyone who reaches the gateway may read every recording
+    /// without a credential (for demos; said loudly in the log and on every
+    /// page). Presented credentials are still checked.
+    #[arg(long, env = "PLAYBACK_GATEWAY_OPEN")]
+    pub open: bool,
+
+    /// Keys that sign playback links, `kid:secret[,kid:secret…]` (secrets of
+    /// 32+ characters); the first signs new links, all verify (rotation).
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_LINK_KEYS",
+        hide_env_values = true,
+        value_name = "KEYS"
+    )]
+    pub link_keys: Option<String>,
+
+    /// Clock difference allowed on a link's expiry [default: 30s].
+    #[arg(long, env = "PLAYBACK_GATEWAY_LINK_SKEW", value_name = "DURATION")]
+    pub link_skew: Option<String>,
+
+    /// CRM origins (comma-separated) allowed to call the gateway from a
+    /// browser (CORS) and to frame the player.
+    #[arg(long, env = "PLAYBACK_GATEWAY_CORS_ORIGINS", value_name = "ORIGINS")]
+    pub cors_origins: Option<String>,
+
+    /// Requests per second per credential [default: 200, burst 400].
+    #[arg(long, env = "PLAYBACK_GATEWAY_RATE_LIMIT", value_name = "N")]
+    pub rate_limit: Option<u32>,
+
+    /// Failed authentications per minute per client address [default: 20].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_AUTH_FAILURES_PER_MINUTE",
+        value_name = "N"
+    )]
+    pub auth_failures_per_minute: Option<u32>,
 
     /// A directory of extra incident definitions (`*.toml`), loaded at
     /// start beside the shipped ones.

@@ -93,6 +93,38 @@ pub struct Config {
     pub incidents_dir: Option<PathBuf>,
     /// How clients reach the gateway (scheme, host, port), no trailing `/`.
     pub public_url: Option<String>,
+    pub access: AccessConfig,
+}
+
+/// Who may read without a credential, and how links and browsers are let in.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// Anyone may read without a credential (the demo; said loudly in the
+    /// log and on every page). Presented credentials are still checked.
+    pub open: bool,
+    /// Keys that sign playback links; the first signs new ones.
+    pub link_keys: Vec<crate::access::LinkKey>,
+    /// Clock difference allowed when checking a link's expiry.
+    pub link_skew: Duration,
+    /// CRM origins allowed to call the gateway and to frame the player.
+    pub cors_origins: Vec<String>,
+    /// Requests per second per credential (burst: twice that).
+    pub rate_limit: u32,
+    /// Failed authentications per minute per client address.
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            open: false,
+            link_keys: Vec::new(),
+            link_skew: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            rate_limit: 200,
+            auth_failures_per_minute: 20,
+        }
+    }
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -120,6 +152,12 @@ pub struct FileConfig {
     pub admin_token: Option<Secret>,
     pub incidents: Option<PathBuf>,
     pub public_url: Option<String>,
+    pub open: Option<bool>,
+    pub link_keys: Option<Secret>,
+    pub link_skew: Option<String>,
+    pub cors_origins: Option<Vec<String>>,
+    pub rate_limit: Option<u32>,
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// A configuration error: says which setting and why.
@@ -335,8 +373,61 @@ impl Config {
                 }
                 u => u.map(|u| u.trim_end_matches('/').to_owned()),
             },
+            access: access_config(args, file)?,
         })
     }
+}
+
+fn access_config(args: &ServeArgs, file: &FileConfig) -> Result<AccessConfig, ConfigError> {
+    let defaults = AccessConfig::default();
+    let link_keys = match args
+        .link_keys
+        .clone()
+        .map(Secret::new)
+        .or(file.link_keys.clone())
+    {
+        Some(keys) => crate::access::parse_link_keys(keys.expose())
+            .map_err(|e| bad("--link-keys (PLAYBACK_GATEWAY_LINK_KEYS, link_keys)", e))?,
+        None => Vec::new(),
+    };
+    let cors_origins = match &args.cors_origins {
+        Some(list) => list
+            .split(',')
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect(),
+        None => file.cors_origins.clone().unwrap_or_default(),
+    };
+    for o in &cors_origins {
+        let ok = (o.starts_with("https://") || o.starts_with("http://"))
+            && o.matches('/').count() == 2
+            && !o.contains(['*', ' ', '\'', '"', ';']);
+        if !ok {
+            return Err(bad(
+                "--cors-origins (PLAYBACK_GATEWAY_CORS_ORIGINS, cors_origins)",
+                format!("{o:?} is not an origin like https://crm.example.com"),
+            ));
+        }
+    }
+    Ok(AccessConfig {
+        open: args.open || file.open.unwrap_or(false),
+        link_keys,
+        link_skew: duration(
+            "--link-skew (PLAYBACK_GATEWAY_LINK_SKEW, link_skew)",
+            args.link_skew.as_deref(),
+            file.link_skew.as_deref(),
+            defaults.link_skew,
+        )?,
+        cors_origins,
+        rate_limit: args
+            .rate_limit
+            .or(file.rate_limit)
+            .unwrap_or(defaults.rate_limit),
+        auth_failures_per_minute: args
+            .auth_failures_per_minute
+            .or(file.auth_failures_per_minute)
+            .unwrap_or(defaults.auth_failures_per_minute),
+    })
 }
 
 fn s3_options(

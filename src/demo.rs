@@ -37,6 +37,11 @@ pub struct DemoAccount {
     /// The token its (simulated) Twilio signs webhooks with.
     #[serde(default)]
     pub webhook_auth_token: String,
+    /// An API key of the account (HTTP Basic `sid:api_key_secret`).
+    #[serde(default)]
+    pub api_key_id: String,
+    #[serde(default)]
+    pub api_key_secret: String,
 }
 
 /// `DIR/demo-manifest.json`.
@@ -47,6 +52,9 @@ pub struct Manifest {
     pub time_zone: String,
     /// The admin API's bearer token for this demo.
     pub admin_token: String,
+    /// The key that signs this demo's playback links, `kid:secret`.
+    #[serde(default)]
+    pub link_key: String,
     pub accounts: Vec<DemoAccount>,
     pub recordings: Vec<DemoRecording>,
 }
@@ -154,6 +162,12 @@ pub async fn ensure_seeded(
     catalog.upsert_many(&rows).await?;
     let mut accounts = accounts;
     for a in &mut accounts {
+        let key = crate::access::new_key();
+        catalog
+            .create_key(&key.id, &a.sid, &key.hash, false, Some("demo"))
+            .await?;
+        a.api_key_id = key.id;
+        a.api_key_secret = key.secret.expose().to_owned();
         a.webhook_auth_token = uuid::Uuid::new_v4().simple().to_string();
         catalog
             .upsert_account(&crate::catalog::Account {
@@ -171,6 +185,7 @@ pub async fn ensure_seeded(
         date: "2017-05-09".into(),
         time_zone: "America/Los_Angeles".into(),
         admin_token: new_token(),
+        link_key: format!("demo:{}", new_token()),
         accounts,
         recordings,
     };

@@ -7,6 +7,7 @@ pub mod answer;
 mod api;
 mod assets;
 mod audio;
+pub mod auth;
 mod body;
 mod crm;
 pub mod error;
@@ -39,6 +40,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole router, with its middleware.
 pub fn router(state: AppState) -> Router {
+    let state_origins = state.access.cors_origins.clone();
     Router::new()
         .route("/recordings/{name}", get(audio::recording_file))
         .route("/recordings/{name}/player", get(player::player))
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
             "/api/recordings",
             post(api::recordings).layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY)),
         )
+        .route("/api/playback-links", post(api::playback_links))
         .route("/static/{file}", get(assets::asset))
         .route("/demo", get(crm::page))
         .route("/", get(ops::index))
@@ -97,7 +100,47 @@ pub fn router(state: AppState) -> Router {
                     );
                 }),
         )
+        // Everything not said otherwise is private and not stored: answers
+        // depend on who asks.
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            ),
+        )
+        .layer(cors(&state_origins))
         .layer(middleware::from_fn(request_id))
+}
+
+/// CORS for the configured CRM origins only; none configured, no CORS.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::HEAD, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::RANGE,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            header::IF_RANGE,
+            header::IF_MATCH,
+            header::IF_MODIFIED_SINCE,
+        ])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::ACCEPT_RANGES,
+            header::CONTENT_LENGTH,
+            header::ETAG,
+            header::LINK,
+            header::RETRY_AFTER,
+            REQUEST_ID,
+        ])
+        .allow_credentials(true)
 }
 
 async fn method_not_allowed() -> ApiError {

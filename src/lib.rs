@@ -25,10 +25,12 @@
 //! - [`app`]: state, start-up, graceful shutdown. [`config`], [`cli`],
 //!   [`telemetry`]: how it is run.
 
+pub mod access;
 pub mod app;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod explain;
@@ -75,6 +77,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 args.dir.join(demo::MANIFEST).display()
             );
             serve(state, &config).await
+        }
+        Command::Keys(args) => {
+            telemetry::init(cli.log_format.unwrap_or_default());
+            commands::keys(&args).await
+        }
+        Command::Sign(args) => {
+            telemetry::init(cli.log_format.unwrap_or_default());
+            commands::sign(&args).await
         }
         Command::Account(args) => {
             telemetry::init(cli.log_format.unwrap_or_default());
@@ -166,13 +176,24 @@ pub async fn demo_state(config: &Config, dir: &std::path::Path) -> anyhow::Resul
     let catalog = app::open_catalog(&config.store).await?;
     let manifest = demo::ensure_seeded(dir, root, &catalog).await?;
     let registry = incidents::registry::Registry::load(catalog.clone(), None).await?;
-    let mut state = app::AppState::new(storage, catalog, registry, config);
-    state.admin_token = Some(config::Secret::new(manifest.admin_token.clone()));
+    let mut config = config.clone();
+    // The demo is open: anyone on this machine may read; credentials that
+    // are presented (the manifest's keys, signed links) are still checked.
+    config.access.open = true;
+    config.access.link_keys =
+        access::parse_link_keys(&manifest.link_key).map_err(anyhow::Error::msg)?;
+    config.admin_token = Some(config::Secret::new(manifest.admin_token.clone()));
+    let mut state = app::AppState::new(storage, catalog, registry, &config);
     state.demo = Some(manifest.info());
     Ok(state)
 }
 
 async fn serve(state: app::AppState, config: &Config) -> anyhow::Result<()> {
+    if state.access.open {
+        tracing::warn!(
+            "OPEN MODE: anyone who can reach this gateway can play every recording without a credential"
+        );
+    }
     let app = app::Application::bind(config.listen, state, config.shutdown_grace).await?;
     tracing::info!(
         address = %app.local_addr(),

@@ -113,7 +113,8 @@
   // The element cannot show why the audio failed: ask the status API and
   // show its explanation in place of the player.
   audio.addEventListener("error", function () {
-    fetch("/recordings/" + sid + ".json", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    var link = root.dataset.link ? "?" + root.dataset.link : "";
+    fetch("/recordings/" + sid + ".json" + link, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (s) { showExplanation(s.availability || s); })
       .catch(function () {

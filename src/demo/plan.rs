@@ -80,6 +80,8 @@ pub fn plan() -> (Vec<DemoAccount>, Vec<DemoRecording>) {
             sid: sid(&mut rng, "AC"),
             name: name.into(),
             webhook_auth_token: String::new(),
+            api_key_id: String::new(),
+            api_key_secret: String::new(),
         })
         .collect();
     let ts = |s: &str| -> Timestamp { s.parse().expect("a valid instant") };

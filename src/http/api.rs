@@ -1,15 +1,15 @@
 //! `POST /api/recordings`: the CRM pushes recordings in Twilio's JSON
-//! shape, in batches, and learns per item what happened. Authenticated with
-//! the admin credential (account keys come with access control).
+//! shape, in batches, and learns per item what happened. The admin
+//! credential, or an account's writable API key for its own recordings.
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::admin::authorize;
+use super::auth::Caller;
 use super::error::ApiError;
+use crate::access::Principal;
 use crate::app::AppState;
 use crate::import::parse_value;
 
@@ -20,10 +20,19 @@ pub const MAX_BODY: usize = 2 * 1024 * 1024;
 
 pub async fn recordings(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
+    // The admin, or an account's writable key for its own recordings.
+    let principal = match caller.require()? {
+        Principal::Open => return Err(ApiError::Unauthorized),
+        Principal::Account {
+            read_only: true, ..
+        } => {
+            return Err(ApiError::Forbidden("this key is read-only".into()));
+        }
+        p => p,
+    };
     let Json(body) = body.map_err(|e| match e {
         JsonRejection::BytesRejection(_) => ApiError::PayloadTooLarge(MAX_BODY),
         e => ApiError::bad_json(&e),
@@ -54,7 +63,12 @@ pub async fn recordings(
     for (index, item) in items.into_iter().enumerate() {
         let sid = item.get("sid").cloned().unwrap_or(Value::Null);
         let parsed = if item.is_object() {
-            parse_value(item)
+            parse_value(item).and_then(|rec| match principal.account() {
+                Some(a) if a != &rec.account_sid => {
+                    Err("the recording belongs to another account than the key".into())
+                }
+                _ => Ok(rec),
+            })
         } else {
             Err("not a JSON object".into())
         };
@@ -80,4 +94,59 @@ pub async fn recordings(
     Ok(Json(
         json!({ "stored": stored, "errors": errors, "results": results }),
     ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    recording_sid: crate::sid::RecordingSid,
+    /// Seconds the link lives [default: 3600; at most 7 days].
+    ttl: Option<u32>,
+    /// `mp3` (default) or `wav`.
+    format: Option<crate::keys::Format>,
+}
+
+/// Longest a minted link may live.
+pub const MAX_TTL: u32 = 7 * 24 * 3600;
+
+/// `POST /api/playback-links`: mints a signed link to one recording, for
+/// an agent's browser. The admin, or an account key for its own recordings.
+pub async fn playback_links(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<LinkRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = match caller.require()? {
+        Principal::Open => return Err(ApiError::Unauthorized),
+        p => p,
+    };
+    let Json(req) = body.map_err(|e| ApiError::bad_json(&e))?;
+    let ttl = req.ttl.unwrap_or(3600);
+    if ttl == 0 || ttl > MAX_TTL {
+        return Err(ApiError::BadRequest(format!(
+            "ttl is 1 to {MAX_TTL} seconds"
+        )));
+    }
+    let key = state.access.link_keys.first().ok_or_else(|| {
+        ApiError::Conflict("no link keys are configured: start the gateway with --link-keys".into())
+    })?;
+    let rec = state
+        .recordings
+        .get(&req.recording_sid)
+        .await
+        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?
+        // SECURITY: another account's recording is "no such recording".
+        .filter(|r| principal.account().is_none_or(|a| a == &r.account_sid))
+        .ok_or_else(|| ApiError::NotFound("no such recording".into()))?;
+    let exp = jiff::Timestamp::now().as_second() + i64::from(ttl);
+    let link = crate::access::sign_link(key, &rec.account_sid, &rec.sid, exp);
+    let format = req.format.unwrap_or(crate::keys::Format::Mp3);
+    let q = link.query();
+    Ok(Json(json!({
+        "recording_sid": rec.sid,
+        "url": format!("/recordings/{}.{}?{q}", rec.sid, format.ext()),
+        "player_url": format!("/recordings/{}/player?{q}", rec.sid),
+        "status_url": format!("/recordings/{}?{q}", rec.sid),
+        "expires_at": jiff::Timestamp::from_second(exp).map(|t| t.to_string()).unwrap_or_default(),
+    })))
 }

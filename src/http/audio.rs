@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::body::{Multipart, exact};
 use super::error::ApiError;
 use super::negotiate::Repr;
@@ -52,6 +53,7 @@ type QueryResult = Result<Query<AudioQuery>, axum::extract::rejection::QueryReje
 /// HTML or JSON) and `/recordings/{sid}.json`.
 pub async fn recording_file(
     State(state): State<AppState>,
+    caller: Caller,
     method: Method,
     Path(name): Path<String>,
     query: QueryResult,
@@ -62,13 +64,26 @@ pub async fn recording_file(
         None => (name.as_str(), None),
     };
     let sid = parse_sid(sid)?;
+    let scope = scope(&state, &caller, None, &sid).await?;
     let format = match ext {
-        None => return status::recording(&state, &sid, &headers, None).await,
-        Some("json") => return status::recording(&state, &sid, &headers, Some(Repr::Json)).await,
+        None => return status::recording(&state, scope.as_ref(), &sid, &headers, None).await,
+        Some("json") => {
+            return status::recording(&state, scope.as_ref(), &sid, &headers, Some(Repr::Json))
+                .await;
+        }
         Some(ext) => Format::from_ext(ext).ok_or_else(|| unknown_ext(ext))?,
     };
     let download = parse_query(query)?.download()?;
-    serve(&state, &method, &headers, None, &sid, format, download).await
+    serve(
+        &state,
+        &method,
+        &headers,
+        scope.as_ref(),
+        &sid,
+        format,
+        download,
+    )
+    .await
 }
 
 /// Twilio's path shape, so a CRM that linked to the partner only changes
@@ -76,6 +91,7 @@ pub async fn recording_file(
 /// Recording resource plus an `availability` object.
 pub async fn twilio_recording(
     State(state): State<AppState>,
+    caller: Caller,
     method: Method,
     Path((account, name)): Path<(String, String)>,
     query: QueryResult,
@@ -89,9 +105,14 @@ pub async fn twilio_recording(
         None => (name.as_str(), None),
     };
     let sid = parse_sid(sid)?;
+    // The caller's own account, whatever the path says: another account's
+    // path then finds nothing, exactly as for a recording that never was.
+    let scope = scope(&state, &caller, Some(&account), &sid)
+        .await?
+        .unwrap_or(account);
     let format = match ext {
         None => Format::Wav,
-        Some("json") => return status::twilio_json(&state, &account, &sid).await,
+        Some("json") => return status::twilio_json(&state, &scope, &sid).await,
         Some(ext) => Format::from_ext(ext).ok_or_else(|| unknown_ext(ext))?,
     };
     let download = parse_query(query)?.download()?;
@@ -99,12 +120,35 @@ pub async fn twilio_recording(
         &state,
         &method,
         &headers,
-        Some(&account),
+        Some(&scope),
         &sid,
         format,
         download,
     )
     .await
+}
+
+/// Which account's recordings the caller may see for this request (`None`:
+/// every account). A signed link is checked here, against the recording's
+/// account (from the path, or else the catalog).
+pub(super) async fn scope(
+    state: &AppState,
+    caller: &Caller,
+    path_account: Option<&AccountSid>,
+    sid: &RecordingSid,
+) -> Result<Option<AccountSid>, ApiError> {
+    let link_account = match (path_account, &caller.link) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(_)) => state
+            .recordings
+            .get(sid)
+            .await
+            .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?
+            .map(|r| r.account_sid.clone()),
+        (None, None) => None,
+    };
+    let principal = caller.for_recording(state, link_account.as_ref(), sid)?;
+    Ok(principal.account().cloned())
 }
 
 fn unknown_ext(ext: &str) -> ApiError {

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The body is not of a type this route takes.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Over a rate limit: try again after this long.
+    #[error("too many requests")]
+    TooManyRequests(Duration),
     /// The route exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -125,6 +128,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -156,6 +160,11 @@ impl ApiError {
                 "unsupported_media_type",
                 "Unsupported media type",
                 d.clone(),
+            ),
+            Self::TooManyRequests(_) => (
+                "too_many_requests",
+                "Too many requests",
+                "slow down; Retry-After says when to try again".into(),
             ),
             Self::MethodNotAllowed => (
                 "method_not_allowed",
@@ -225,7 +234,18 @@ impl IntoResponse for ApiError {
                 );
             }
             Self::Unauthorized => {
-                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                // Basic first: browsers then ask account managers for their
+                // AccountSid and key secret.
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"playback-gateway\", Bearer"),
+                );
+            }
+            Self::TooManyRequests(after) => {
+                h.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(after.as_secs().max(1)),
+                );
             }
             Self::RangeNotSatisfiable { len } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {

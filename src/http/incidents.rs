@@ -9,11 +9,13 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::answer::incident_json;
+use super::auth::Caller;
 use super::error::ApiError;
 use super::lookup::{self, Resolved};
 use super::negotiate::{self, Repr};
 use super::pages::{self, Counts, RowView};
 use super::status::{csv_response, json_response, list_csv, recording_json, typed};
+use crate::access::Principal;
 use crate::app::AppState;
 use crate::catalog::TimeField;
 use crate::incidents::{Incident, MatchOn};
@@ -58,8 +60,13 @@ fn find(state: &AppState, id: &str) -> Result<(Arc<Incident>, Option<Repr>), Api
         .ok_or_else(|| ApiError::NotFound("no such incident".into()))
 }
 
-/// Every catalog recording the incident covers, resolved; and the counts.
-async fn covered(state: &AppState, i: &Arc<Incident>) -> Result<(Vec<Resolved>, Counts), ApiError> {
+/// Every catalog recording the incident covers that `principal` may see,
+/// resolved; and the counts.
+async fn covered(
+    state: &AppState,
+    i: &Arc<Incident>,
+    principal: &Principal,
+) -> Result<(Vec<Resolved>, Counts), ApiError> {
     let field = match i.spec.match_on {
         MatchOn::Start => TimeField::Start,
         MatchOn::End => TimeField::End,
@@ -71,9 +78,12 @@ async fn covered(state: &AppState, i: &Arc<Incident>) -> Result<(Vec<Resolved>, 
         .await
         .map_err(catalog_err)?;
     recs.retain(|r| i.covers(&r.sid, Some(r)).is_some());
+    // SECURITY: an account sees only its own affected recordings.
+    recs.retain(|r| principal.account().is_none_or(|a| a == &r.account_sid));
     for sid in &i.spec.recordings {
         if !recs.iter().any(|r| &r.sid == sid)
             && let Some(r) = state.catalog.get(sid).await.map_err(catalog_err)?
+            && principal.account().is_none_or(|a| a == &r.account_sid)
         {
             recs.push(r);
         }
@@ -100,11 +110,16 @@ async fn covered(state: &AppState, i: &Arc<Incident>) -> Result<(Vec<Resolved>, 
 /// `GET /incidents/{id}`.
 pub async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (i, forced) = find(&state, &id)?;
-    let (affected, counts) = covered(&state, &i).await?;
+    // The summary is public; which recordings it hit is not.
+    let (affected, counts) = match caller.require() {
+        Ok(principal) => covered(&state, &i, &principal).await?,
+        Err(_) => (Vec::new(), Counts::default()),
+    };
     Ok(match forced.unwrap_or_else(|| repr(&headers)) {
         Repr::Html => typed(
             axum::http::StatusCode::OK,
@@ -134,10 +149,12 @@ pub async fn show(
 /// `GET /incidents/{id}/affected.csv`, times in the incident's zone.
 pub async fn affected_csv(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let principal = caller.require()?;
     let (i, _) = find(&state, &id)?;
-    let (affected, _) = covered(&state, &i).await?;
+    let (affected, _) = covered(&state, &i, &principal).await?;
     Ok(csv_response(
         list_csv(&affected, &i.tz)?,
         &format!("incident-{}-affected.csv", i.id()),

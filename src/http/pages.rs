@@ -89,6 +89,8 @@ fn render(t: &impl Template) -> String {
 #[template(path = "verdict.html")]
 struct VerdictPage<'a> {
     demo: bool,
+    /// Open mode: every page says so.
+    open: bool,
     sid: &'a str,
     verdict: &'static str,
     badge: &'static str,
@@ -100,6 +102,7 @@ struct VerdictPage<'a> {
 pub fn verdict_page(state: &AppState, r: &Resolved, ex: &Explanation) -> String {
     render(&VerdictPage {
         demo: state.demo.is_some(),
+        open: state.access.open,
         sid: r.sid.as_str(),
         verdict: r.verdict.name(),
         badge: badge(&r.verdict),
@@ -171,6 +174,8 @@ impl From<&Recording> for RecView {
 #[template(path = "recording.html")]
 struct RecordingPage<'a> {
     demo: bool,
+    /// Open mode: every page says so.
+    open: bool,
     sid: &'a str,
     verdict: &'static str,
     badge: &'static str,
@@ -184,6 +189,7 @@ struct RecordingPage<'a> {
 pub fn recording_page(state: &AppState, r: &Resolved) -> String {
     render(&RecordingPage {
         demo: state.demo.is_some(),
+        open: state.access.open,
         sid: r.sid.as_str(),
         verdict: r.verdict.name(),
         badge: badge(&r.verdict),
@@ -232,6 +238,8 @@ impl RowView {
 #[template(path = "call.html")]
 struct CallPage<'a> {
     demo: bool,
+    /// Open mode: every page says so.
+    open: bool,
     call_sid: &'a str,
     tz_label: &'a str,
     rows: Vec<RowView>,
@@ -240,6 +248,7 @@ struct CallPage<'a> {
 pub fn call_page(state: &AppState, call_sid: &str, rows: Vec<RowView>) -> String {
     render(&CallPage {
         demo: state.demo.is_some(),
+        open: state.access.open,
         call_sid,
         tz_label: "UTC",
         rows,
@@ -250,6 +259,8 @@ pub fn call_page(state: &AppState, call_sid: &str, rows: Vec<RowView>) -> String
 #[template(path = "account_day.html")]
 pub struct AccountDayPage {
     pub demo: bool,
+    /// Open mode: every page says so.
+    pub open: bool,
     pub account: String,
     pub account_name: Option<String>,
     pub date: String,
@@ -270,12 +281,15 @@ pub fn account_day_page(page: &AccountDayPage) -> String {
 #[template(path = "incidents.html")]
 struct IncidentsPage {
     demo: bool,
+    /// Open mode: every page says so.
+    open: bool,
     incidents: Vec<IncidentView>,
 }
 
 pub fn incidents_page(state: &AppState, incidents: &[std::sync::Arc<Incident>]) -> String {
     render(&IncidentsPage {
         demo: state.demo.is_some(),
+        open: state.access.open,
         incidents: incidents
             .iter()
             .map(|i| IncidentView::from(i.as_ref()))
@@ -297,6 +311,8 @@ pub struct Counts {
 #[template(path = "incident.html")]
 struct IncidentPage<'a> {
     demo: bool,
+    /// Open mode: every page says so.
+    open: bool,
     i: IncidentView,
     counts: Counts,
     tz_label: &'a str,
@@ -306,6 +322,7 @@ struct IncidentPage<'a> {
 pub fn incident_page(state: &AppState, i: &Incident, counts: Counts, rows: Vec<RowView>) -> String {
     render(&IncidentPage {
         demo: state.demo.is_some(),
+        open: state.access.open,
         i: IncidentView::from(i),
         counts,
         tz_label: &i.spec.time_zone,
@@ -351,6 +368,8 @@ impl CrmRow {
 #[template(path = "crm.html")]
 struct CrmPage<'a> {
     demo: bool,
+    /// Open mode: every page says so.
+    open: bool,
     date: &'a str,
     time_zone: &'a str,
     rows: Vec<CrmRow>,
@@ -359,6 +378,7 @@ struct CrmPage<'a> {
 pub fn crm_page(date: &str, time_zone: &str, rows: Vec<CrmRow>) -> String {
     render(&CrmPage {
         demo: true,
+        open: true,
         date,
         time_zone,
         rows,
@@ -378,6 +398,9 @@ struct PlayerPage<'a> {
     audio_src: String,
     download_href: String,
     autoplay: bool,
+    /// `exp=…&kid=…&sig=…` of the link the page was opened with, or empty.
+    link: &'a str,
+    open: bool,
 }
 
 /// The embeddable player, or the explanation in its place.
@@ -386,8 +409,17 @@ pub fn player_page(
     format: crate::keys::Format,
     autoplay: bool,
     badge: &'static str,
+    link: &str,
+    state: &AppState,
 ) -> String {
     let ext = format.ext();
+    let with_link = |base: String, sep: char| {
+        if link.is_empty() {
+            base
+        } else {
+            format!("{base}{sep}{link}")
+        }
+    };
     render(&PlayerPage {
         sid: r.sid.as_str(),
         verdict: r.verdict.name(),
@@ -396,8 +428,10 @@ pub fn player_page(
         ex: Explanation::of(&r.verdict),
         incident: r.verdict.incident().map(|i| IncidentView::from(i.as_ref())),
         duration: duration_label(r.rec.as_deref().and_then(|x| x.duration)),
-        audio_src: format!("/recordings/{}.{ext}", r.sid),
-        download_href: format!("/recordings/{}.{ext}?download=1", r.sid),
+        audio_src: with_link(format!("/recordings/{}.{ext}", r.sid), '?'),
+        download_href: with_link(format!("/recordings/{}.{ext}?download=1", r.sid), '&'),
         autoplay,
+        link,
+        open: state.access.open,
     })
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::answer::{availability_json, badge, verdict_response};
+use super::auth::Caller;
 use super::error::ApiError;
 use super::lookup::{self, Resolved};
 use super::negotiate::{self, Repr};
@@ -76,11 +77,12 @@ pub fn recording_json(r: &Resolved) -> Value {
 /// `/recordings/{sid}` and `/recordings/{sid}.json`.
 pub async fn recording(
     state: &AppState,
+    scope: Option<&AccountSid>,
     sid: &RecordingSid,
     headers: &HeaderMap,
     forced: Option<Repr>,
 ) -> Result<Response, ApiError> {
-    let r = lookup::resolve(state, None, sid, None).await?;
+    let r = lookup::resolve(state, scope, sid, None).await?;
     if r.rec.is_none() && !matches!(r.verdict, Verdict::Available | Verdict::Lost(_)) {
         // Nothing is known of it: answer as the audio URL would (404, or
         // 503 when storage could not be asked).
@@ -224,18 +226,22 @@ pub fn csv_response(body: String, file_name: &str) -> Response {
 /// `/calls/{call_sid}` (and `.json`, `.csv`).
 pub async fn call(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let principal = caller.require()?;
     let (sid, forced) = split_ext(&name)?;
     let call: CallSid = sid
         .parse()
         .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))?;
-    let recs = state
+    let mut recs = state
         .catalog
         .by_call(&call)
         .await
         .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+    // SECURITY: another account's call looks like no call at all.
+    recs.retain(|r| principal.account().is_none_or(|a| a == &r.account_sid));
     if recs.is_empty() {
         return Err(ApiError::NotFound(
             "no recordings are known for this call".into(),
@@ -277,6 +283,7 @@ pub struct DayQuery {
 /// `recordings.csv`, `recordings.json`).
 pub async fn account_day(
     State(state): State<AppState>,
+    caller: Caller,
     Path((account, name)): Path<(String, String)>,
     query: Result<Query<DayQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -288,6 +295,10 @@ pub async fn account_day(
     let account: AccountSid = account
         .parse()
         .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))?;
+    let principal = caller.require()?;
+    if principal.account().is_some_and(|a| a != &account) {
+        return Err(ApiError::NotFound("no such account".into()));
+    }
     let Query(q) = query.map_err(|e| ApiError::bad_query(&e))?;
     let date_text = q
         .date
@@ -339,6 +350,7 @@ pub async fn account_day(
                 };
                 html(pages::account_day_page(&AccountDayPage {
                     demo: state.demo.is_some(),
+                    open: state.access.open,
                     account: account.to_string(),
                     account_name,
                     date: date.to_string(),

@@ -11,7 +11,7 @@ use playback_gateway::keys::Format;
 use tokio::process::Command;
 
 use crate::both_backends;
-use crate::helpers::{Backend, Seeded, random_sid, recording, spawn_app};
+use crate::helpers::{Backend, Options, Seeded, random_sid, recording, spawn_app_with};
 
 both_backends!(the_player_plays_seeks_and_explains_in_chromium);
 
@@ -33,7 +33,24 @@ fn require_tools() {
 
 async fn the_player_plays_seeks_and_explains_in_chromium(b: Backend) {
     require_tools();
-    let app = spawn_app(b).await;
+    // The CRM's page is served by the browser script on its own loopback
+    // origin, which the gateway is told to trust; another port is not.
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (crm_port, evil_port) = (free(), free());
+    let app = spawn_app_with(
+        b,
+        Options {
+            cors_origins: vec![format!("http://localhost:{crm_port}")],
+            ..Options::default()
+        },
+    )
+    .await;
     // A ten-minute call, synthesized: seeking has to fetch new ranges.
     let clip = tokio::task::spawn_blocking(|| synthesize(7, 600))
         .await
@@ -85,6 +102,8 @@ async fn the_player_plays_seeks_and_explains_in_chromium(b: Backend) {
             ("LONG_FORMAT", "wav".into()),
             ("LOST_SID", lost.sid.to_string()),
             ("UNEXPLAINED_SID", unexplained.sid.to_string()),
+            ("CRM_PORT", crm_port.to_string()),
+            ("EVIL_PORT", evil_port.to_string()),
         ],
         &format!("{b:?}").to_lowercase(),
     )

@@ -8,7 +8,9 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use playback_gateway::app::{AppState, Application};
 use playback_gateway::catalog::{Catalog, Recording, RecordingStatus};
-use playback_gateway::config::{CacheConfig, Config, Secret, StorageConfig, StoreConfig};
+use playback_gateway::config::{
+    AccessConfig, CacheConfig, Config, Secret, StorageConfig, StoreConfig,
+};
 use playback_gateway::incidents::registry::Registry;
 use playback_gateway::keys::{Format, KeyLayout};
 use playback_gateway::sid::{AccountSid, RecordingSid};
@@ -74,6 +76,12 @@ pub struct Options {
     pub s3_secret: Option<String>,
     pub bucket_exists: bool,
     pub grace: Duration,
+    /// Open mode (the default here, so that HTTP tests need no keys; the
+    /// access tests turn it off).
+    pub open: bool,
+    pub auth_failures_per_minute: u32,
+    /// Extra CRM origins (CORS, frame-ancestors).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -83,11 +91,19 @@ impl Default for Options {
             s3_secret: None,
             bucket_exists: true,
             grace: Duration::from_secs(10),
+            open: true,
+            auth_failures_per_minute: 10_000,
+            cors_origins: Vec::new(),
         }
     }
 }
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// Link keys: "new" signs, "old" still verifies (rotation).
+pub const LINK_KEYS: &str =
+    "new:new-link-secret-0123456789abcdef0123,old:old-link-secret-0123456789abcdef0123";
+/// The CRM origin allowed by CORS and to frame the player.
+pub const CRM_ORIGIN: &str = "http://crm.localhost";
 /// What the test gateway believes clients call it by (webhook signatures).
 pub const PUBLIC_URL: &str = "https://gateway.example";
 
@@ -190,6 +206,15 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
         incidents_dir: None,
         public_url: Some(PUBLIC_URL.into()),
+        access: AccessConfig {
+            open: opts.open,
+            link_keys: playback_gateway::access::parse_link_keys(LINK_KEYS).unwrap(),
+            cors_origins: std::iter::once(CRM_ORIGIN.to_string())
+                .chain(opts.cors_origins.iter().cloned())
+                .collect(),
+            auth_failures_per_minute: opts.auth_failures_per_minute,
+            ..AccessConfig::default()
+        },
     };
     let registry = Registry::load(catalog.clone(), None).await.unwrap();
     let state = AppState::new(storage, catalog.clone(), registry, &config);

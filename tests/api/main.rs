@@ -4,6 +4,7 @@
 mod helpers;
 mod seaweed;
 
+mod access;
 mod audio;
 mod browser;
 mod conditional;

@@ -3,6 +3,7 @@
 // recordings and passes their ids in the environment.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import { createServer } from "node:http";
 
 const env = (name) => {
   const v = process.env[name];
@@ -103,10 +104,18 @@ try {
   await gone.screenshot({ path: `${SHOTS}/player-unexplained.png`, fullPage: true });
 
   // 6. Embedded in a page of another origin: postMessage events.
-  const host = await browser.newPage({ viewport: { width: 800, height: 400 } });
-  await host.setContent(`<script>window.events = []; addEventListener("message", (e) => events.push(e.data));</script>
+  // The CRM's own page (served here by the browser itself), which the
+  // gateway lets frame the player; another origin may not.
+  const crmPage = `<script>window.events = []; addEventListener("message", (e) => events.push(e.data));</script>
     <iframe id="good" src="${BASE}/recordings/${LONG}/player?autoplay=1&format=${FORMAT}" width="700" height="200"></iframe>
-    <iframe id="bad" src="${BASE}/recordings/${LOST}/player" width="700" height="200"></iframe>`);
+    <iframe id="bad" src="${BASE}/recordings/${LOST}/player" width="700" height="200"></iframe>`;
+  const serve = (port) => new Promise((ok) => {
+    const server = createServer((_, res) => { res.setHeader("content-type", "text/html"); res.end(crmPage); });
+    server.listen(Number(port), "127.0.0.1", () => ok(server));
+  });
+  const servers = [await serve(env("CRM_PORT")), await serve(env("EVIL_PORT"))];
+  const host = await browser.newPage({ viewport: { width: 800, height: 400 } });
+  await host.goto(`http://localhost:${env("CRM_PORT")}/calls`);
   const events = await host
     .waitForFunction(() => {
       const types = window.events.map((e) => e.type + ":" + (e.verdict || ""));
@@ -116,6 +125,11 @@ try {
   check(Array.isArray(events) && events.includes("play:") && events.includes("error:lost"),
     `postMessage tells the page play and error:lost (${JSON.stringify(events)})`);
   await host.screenshot({ path: `${SHOTS}/player-embedded.png` });
+  await host.goto(`http://localhost:${env("EVIL_PORT")}/calls`);
+  await host.waitForTimeout(2000);
+  const stolen = await host.evaluate(() => window.events.length);
+  check(stolen === 0, `another origin cannot frame the player (${stolen} events)`);
+  servers.forEach((s) => s.close());
 } finally {
   await browser.close();
 }
