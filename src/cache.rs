@@ -106,6 +106,11 @@ impl RecordingCache {
         self.entries.invalidate(sid).await;
     }
 
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
@@ -144,6 +149,11 @@ impl HeadCache {
     /// Forgets a key at once (the object changed or appeared).
     pub async fn invalidate(&self, key: &str) {
         self.entries.invalidate(key).await;
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
     }
 
     /// The storage behind the cache, for reads that must not be cached.

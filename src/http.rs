@@ -57,6 +57,13 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/incidents", post(admin::create))
         .route("/admin/incidents/{id}", put(admin::update))
         .route("/admin/incidents/{id}/resolve", post(admin::resolve))
+        .route("/admin/keys", post(admin::create_key).get(admin::list_keys))
+        .route("/admin/keys/{id}", axum::routing::delete(admin::revoke_key))
+        .route("/admin/cache", axum::routing::delete(admin::flush_cache))
+        .route(
+            "/admin/cache/recordings/{sid}",
+            axum::routing::delete(admin::forget_recording),
+        )
         .route(
             "/webhooks/twilio/recording-status",
             post(webhooks::recording_status)

@@ -1,4 +1,5 @@
-//! The admin API: create, update and resolve incidents. Needs the admin
+//! The admin API: incidents (create, update, resolve), account API keys
+//! (create, list, revoke) and the caches (forget one recording, flush). Needs the admin
 //! token (`--admin-token`) as `Authorization: Bearer …`, in open mode too.
 
 use axum::Json;
@@ -96,4 +97,121 @@ pub async fn resolve(
         .map_err(|e| registry_error(e, &state))?;
     tracing::info!(id = incident.id(), "incident resolved");
     Ok(Json(incident_json(&incident)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyRequest {
+    account_sid: crate::sid::AccountSid,
+    #[serde(default)]
+    read_only: bool,
+    label: Option<String>,
+}
+
+/// `POST /admin/keys`: creates an account key; the secret is in this
+/// answer and nowhere else.
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    json: Result<Json<NewKeyRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let req = body(json)?;
+    let key = crate::access::new_key();
+    state
+        .catalog
+        .create_key(
+            &key.id,
+            &req.account_sid,
+            &key.hash,
+            req.read_only,
+            req.label.as_deref(),
+        )
+        .await
+        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+    tracing::info!(key_id = %key.id, account = %req.account_sid, "API key created");
+    let answer = serde_json::json!({
+        "id": key.id,
+        "account_sid": req.account_sid,
+        "read_only": req.read_only,
+        "secret": key.secret.expose(),
+    });
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeysQuery {
+    account: Option<crate::sid::AccountSid>,
+}
+
+/// `GET /admin/keys[?account=AC…]`: keys without their secrets.
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<KeysQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let axum::extract::Query(q) = query.map_err(|e| ApiError::bad_query(&e))?;
+    let keys = state
+        .catalog
+        .keys(q.account.as_ref())
+        .await
+        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+    Ok(Json(serde_json::json!({ "keys": keys })).into_response())
+}
+
+/// `DELETE /admin/keys/{id}`: revokes a key at once.
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let revoked = state
+        .catalog
+        .revoke_key(&id)
+        .await
+        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+    if !revoked {
+        return Err(ApiError::NotFound("no live key with this id".into()));
+    }
+    tracing::info!(key_id = %id, "API key revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /admin/cache/recordings/{sid}`: forgets what is cached about a
+/// recording (catalog entry, storage metadata), e.g. after fixing storage
+/// by hand.
+pub async fn forget_recording(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sid): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let sid: crate::sid::RecordingSid = sid
+        .parse()
+        .map_err(|e: crate::sid::InvalidSid| ApiError::BadRequest(e.to_string()))?;
+    if let Some(rec) = state
+        .catalog
+        .get(&sid)
+        .await
+        .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?
+    {
+        state.forget(&rec).await;
+    } else {
+        state.recordings.invalidate(&sid).await;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /admin/cache`: forgets everything cached.
+pub async fn flush_cache(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    state.heads.clear();
+    state.recordings.clear();
+    tracing::info!("caches flushed");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

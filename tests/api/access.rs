@@ -678,3 +678,125 @@ fn keys_are_created_listed_and_revoked_from_the_command_line() {
     let out = run(&["sign", "--account", &account, "--recording", "REnope"]);
     assert!(!out.status.success());
 }
+
+#[tokio::test]
+async fn the_admin_manages_keys_and_caches_over_http() {
+    let w = world(Options::default()).await;
+    let admin = |m: Method, p: &str| {
+        w.app
+            .client
+            .request(m, w.app.url(p))
+            .bearer_auth(ADMIN_TOKEN)
+    };
+    let res = admin(Method::POST, "/admin/keys")
+        .json(&json!({"account_sid": w.a.account, "read_only": true, "label": "reports"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: serde_json::Value = res.json().await.unwrap();
+    let (id, secret) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["secret"].as_str().unwrap().to_string(),
+    );
+    // The new read-only key reads, but cannot ingest.
+    let res = w
+        .app
+        .get(&w.a.path(Format::Mp3))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = w
+        .app
+        .client
+        .post(w.app.url("/api/recordings"))
+        .bearer_auth(&secret)
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let list: serde_json::Value =
+        admin(Method::GET, &format!("/admin/keys?account={}", w.a.account))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id.as_str())
+    );
+    assert!(
+        !list.to_string().contains(&secret),
+        "secrets are never listed"
+    );
+    assert_eq!(
+        admin(Method::DELETE, &format!("/admin/keys/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let res = w
+        .app
+        .get(&w.a.path(Format::Mp3))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "revoked at once");
+    assert_eq!(
+        admin(Method::DELETE, &format!("/admin/keys/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // Caches.
+    assert_eq!(
+        admin(
+            Method::DELETE,
+            &format!("/admin/cache/recordings/{}", w.a.sid)
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        admin(Method::DELETE, "/admin/cache")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        admin(Method::DELETE, "/admin/cache/recordings/nope")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    // Not for account keys.
+    let res = w
+        .app
+        .client
+        .delete(w.app.url("/admin/cache"))
+        .bearer_auth(&w.a_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
