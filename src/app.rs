@@ -17,7 +17,7 @@ use crate::catalog::Catalog;
 use crate::config::{Config, Secret, StorageConfig, StoreConfig};
 use crate::incidents::registry::Registry;
 use crate::keys::KeyLayout;
-use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
+use crate::storage::{Breaker, BreakerConfig, LocalStorage, S3Storage, Storage, StorageError};
 
 /// Everything a request handler needs: cheap handles, cloned per request.
 #[derive(Clone)]
@@ -102,7 +102,12 @@ pub async fn open_storage(store: &StoreConfig) -> anyhow::Result<Arc<dyn Storage
             }
             Arc::new(LocalStorage::new(root))
         }
-        StorageConfig::S3(opts) => Arc::new(S3Storage::connect(opts).await),
+        // The network store sits behind a circuit breaker: while it is down,
+        // answers come at once instead of after timeouts and retries.
+        StorageConfig::S3(opts) => Arc::new(Breaker::new(
+            S3Storage::connect(opts).await,
+            BreakerConfig::default(),
+        )),
     };
     match storage.check().await {
         Ok(()) => {}

@@ -6,6 +6,7 @@
 //! *misconfigured* deployment: the product promises never to call a storage
 //! hiccup a loss, and that promise starts here.
 
+mod breaker;
 mod local;
 mod s3;
 
@@ -15,6 +16,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::Stream;
 
+pub use breaker::{Breaker, BreakerConfig};
 pub use local::LocalStorage;
 pub use s3::{S3Options, S3Storage};
 

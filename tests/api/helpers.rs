@@ -14,7 +14,9 @@ use playback_gateway::config::{
 use playback_gateway::incidents::registry::Registry;
 use playback_gateway::keys::{Format, KeyLayout};
 use playback_gateway::sid::{AccountSid, RecordingSid};
-use playback_gateway::storage::{LocalStorage, S3Options, S3Storage, Storage};
+use playback_gateway::storage::{
+    Breaker, BreakerConfig, LocalStorage, S3Options, S3Storage, Storage,
+};
 use tokio::sync::oneshot;
 
 use crate::seaweed;
@@ -82,6 +84,10 @@ pub struct Options {
     pub auth_failures_per_minute: u32,
     /// Extra CRM origins (CORS, frame-ancestors).
     pub cors_origins: Vec<String>,
+    /// S3 read timeout (fault tests shorten it).
+    pub s3_read_timeout: Duration,
+    /// The circuit breaker in front of S3.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for Options {
@@ -94,6 +100,8 @@ impl Default for Options {
             open: true,
             auth_failures_per_minute: 10_000,
             cors_origins: Vec::new(),
+            s3_read_timeout: Duration::from_secs(5),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -177,14 +185,14 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
                     Secret::new(opts.s3_secret.as_deref().unwrap_or(seaweed::SECRET_KEY)),
                 )),
                 connect_timeout: Duration::from_secs(1),
-                read_timeout: Duration::from_secs(5),
+                read_timeout: opts.s3_read_timeout,
             })
             .await;
             let seeder = Seeder::S3 {
                 client: admin.client().clone(),
                 bucket,
             };
-            (Arc::new(storage), seeder)
+            (Arc::new(Breaker::new(storage, opts.breaker)), seeder)
         }
     };
     let catalog_url = format!("sqlite://{}", dir.path().join("catalog.db").display());

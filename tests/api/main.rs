@@ -10,6 +10,7 @@ mod browser;
 mod conditional;
 mod demo;
 mod errors;
+mod faults;
 mod incidents;
 mod ingest;
 mod lifecycle;
