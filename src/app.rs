@@ -39,6 +39,14 @@ pub struct AppState {
     pub access: Arc<crate::config::AccessConfig>,
     /// Rate limits per credential and per address.
     pub limits: Arc<crate::http::auth::Limits>,
+    /// Set when shutdown begins: readiness answers 503 from then on.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Connection-level limits of the server loop.
+    pub limits_server: crate::server::ServerLimits,
+    /// Longest a request may take to produce its response headers.
+    pub request_timeout: Duration,
+    /// Readiness says "draining" this long before connections are refused.
+    pub shutdown_delay: Duration,
     /// Serving the demo: `/` is the demo CRM page.
     pub demo: Option<Arc<crate::demo::DemoInfo>>,
 }
@@ -73,6 +81,10 @@ impl AppState {
                 config.access.rate_limit,
                 config.access.auth_failures_per_minute,
             )),
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            limits_server: config.server,
+            request_timeout: config.request_timeout,
+            shutdown_delay: config.shutdown_delay,
             demo: None,
         }
     }
@@ -169,30 +181,23 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then stops accepting connections
-    /// and lets in-flight requests finish for up to the grace period.
+    /// Serves until `shutdown` completes; then readiness turns to
+    /// "draining", no connection is accepted any more, and in-flight
+    /// requests get the grace period to finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let draining = self.state.draining.clone();
+        let (limits, delay) = (self.state.limits_server, self.state.shutdown_delay);
         let router = crate::http::router(self.state);
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        });
-        let mut server = tokio::spawn(server.into_future());
-        tokio::select! {
-            done = &mut server => return Ok(done??),
-            () = shutdown => {}
-        }
-        tracing::info!(grace = ?self.grace, "shutting down: refusing new connections, draining requests");
-        let _ = stop_tx.send(true);
-        match tokio::time::timeout(self.grace, &mut server).await {
-            Ok(done) => Ok(done??),
-            Err(_) => {
-                tracing::warn!("drain deadline passed; closing the remaining connections");
-                server.abort();
-                Ok(())
-            }
-        }
+        let stop = async move {
+            shutdown.await;
+            // Readiness flips first; connections are still taken for a
+            // moment, so that a load balancer can stop sending.
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(delay = ?delay, "shutdown: readiness says draining");
+            tokio::time::sleep(delay).await;
+        };
+        crate::server::serve(self.listener, router, limits, stop, self.grace).await?;
+        Ok(())
     }
 }
 

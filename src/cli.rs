@@ -321,6 +321,44 @@ pub struct ServeArgs {
     )]
     pub auth_failures_per_minute: Option<u32>,
 
+    /// Time a client gets to send a request's headers [default: 10s].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_HEADER_READ_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub header_read_timeout: Option<String>,
+
+    /// Largest request head in bytes; larger gets 431 [default: 16384].
+    #[arg(long, env = "PLAYBACK_GATEWAY_MAX_HEADER_BYTES", value_name = "N")]
+    pub max_header_bytes: Option<usize>,
+
+    /// Connections served at once; more are closed [default: 10000].
+    #[arg(long, env = "PLAYBACK_GATEWAY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// A connection with nothing to read for this long is closed [default: 120s].
+    #[arg(long, env = "PLAYBACK_GATEWAY_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+
+    /// A client that takes no bytes for this long is cut off [default: 60s].
+    #[arg(long, env = "PLAYBACK_GATEWAY_WRITE_TIMEOUT", value_name = "DURATION")]
+    pub write_timeout: Option<String>,
+
+    /// Longest a request may take to produce its response headers; a
+    /// stream's body is not bounded by it [default: 30s].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_REQUEST_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub request_timeout: Option<String>,
+
+    /// On shutdown, how long /readyz says "draining" while connections are
+    /// still accepted (let the load balancer stop first) [default: 0s].
+    #[arg(long, env = "PLAYBACK_GATEWAY_SHUTDOWN_DELAY", value_name = "DURATION")]
+    pub shutdown_delay: Option<String>,
+
     /// A directory of extra incident definitions (`*.toml`), loaded at
     /// start beside the shipped ones.
     #[arg(long, env = "PLAYBACK_GATEWAY_INCIDENTS", value_name = "DIR")]

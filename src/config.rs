@@ -94,6 +94,14 @@ pub struct Config {
     /// How clients reach the gateway (scheme, host, port), no trailing `/`.
     pub public_url: Option<String>,
     pub access: AccessConfig,
+    /// Connection-level limits.
+    pub server: crate::server::ServerLimits,
+    /// Longest a request may take to produce its response headers (a
+    /// stream's body is not bounded by it).
+    pub request_timeout: Duration,
+    /// On shutdown, how long readiness says "draining" while connections
+    /// are still accepted, so that a load balancer stops sending first.
+    pub shutdown_delay: Duration,
 }
 
 /// Who may read without a credential, and how links and browsers are let in.
@@ -158,6 +166,13 @@ pub struct FileConfig {
     pub cors_origins: Option<Vec<String>>,
     pub rate_limit: Option<u32>,
     pub auth_failures_per_minute: Option<u32>,
+    pub header_read_timeout: Option<String>,
+    pub max_header_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub idle_timeout: Option<String>,
+    pub write_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub shutdown_delay: Option<String>,
 }
 
 /// A configuration error: says which setting and why.
@@ -374,8 +389,56 @@ impl Config {
                 u => u.map(|u| u.trim_end_matches('/').to_owned()),
             },
             access: access_config(args, file)?,
+            server: server_limits(args, file)?,
+            request_timeout: duration(
+                "--request-timeout (PLAYBACK_GATEWAY_REQUEST_TIMEOUT, request_timeout)",
+                args.request_timeout.as_deref(),
+                file.request_timeout.as_deref(),
+                Duration::from_secs(30),
+            )?,
+            shutdown_delay: duration(
+                "--shutdown-delay (PLAYBACK_GATEWAY_SHUTDOWN_DELAY, shutdown_delay)",
+                args.shutdown_delay.as_deref(),
+                file.shutdown_delay.as_deref(),
+                Duration::ZERO,
+            )?,
         })
     }
+}
+
+fn server_limits(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<crate::server::ServerLimits, ConfigError> {
+    let d = crate::server::ServerLimits::default();
+    Ok(crate::server::ServerLimits {
+        header_read_timeout: duration(
+            "--header-read-timeout (PLAYBACK_GATEWAY_HEADER_READ_TIMEOUT, header_read_timeout)",
+            args.header_read_timeout.as_deref(),
+            file.header_read_timeout.as_deref(),
+            d.header_read_timeout,
+        )?,
+        max_header_bytes: args
+            .max_header_bytes
+            .or(file.max_header_bytes)
+            .unwrap_or(d.max_header_bytes),
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(d.max_connections),
+        idle_timeout: duration(
+            "--idle-timeout (PLAYBACK_GATEWAY_IDLE_TIMEOUT, idle_timeout)",
+            args.idle_timeout.as_deref(),
+            file.idle_timeout.as_deref(),
+            d.idle_timeout,
+        )?,
+        write_timeout: duration(
+            "--write-timeout (PLAYBACK_GATEWAY_WRITE_TIMEOUT, write_timeout)",
+            args.write_timeout.as_deref(),
+            file.write_timeout.as_deref(),
+            d.write_timeout,
+        )?,
+    })
 }
 
 fn access_config(args: &ServeArgs, file: &FileConfig) -> Result<AccessConfig, ConfigError> {

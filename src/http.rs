@@ -41,6 +41,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole router, with its middleware.
 pub fn router(state: AppState) -> Router {
     let state_origins = state.access.cors_origins.clone();
+    let state_for_timeout = state.clone();
     Router::new()
         .route("/recordings/{name}", get(audio::recording_file))
         .route("/recordings/{name}/player", get(player::player))
@@ -116,7 +117,26 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .layer(cors(&state_origins))
+        .layer(middleware::from_fn_with_state(state_for_timeout, deadline))
         .layer(middleware::from_fn(request_id))
+}
+
+/// Bounds the time to the response headers (not a stream's body):
+/// past it, 503 with `Retry-After`.
+async fn deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::Unavailable {
+            cause: "request timed out before its response".into(),
+            retry_after: state.retry_after,
+        }
+        .into_response(),
+    }
 }
 
 /// CORS for the configured CRM origins only; none configured, no CORS.

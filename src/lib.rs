@@ -41,6 +41,7 @@ pub mod ingest;
 pub mod keys;
 pub mod preconditions;
 pub mod range;
+pub mod server;
 pub mod sid;
 pub mod storage;
 pub mod telemetry;

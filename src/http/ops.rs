@@ -32,9 +32,16 @@ pub async fn healthz() -> Json<Value> {
 /// Storage and catalog answer. 503 with details otherwise, so a load
 /// balancer stops sending traffic here while they do not.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "draining" })),
+        );
+    }
     let storage = state.heads.storage().check().await;
     let catalog = state.catalog.ping().await;
-    let ok = storage.is_ok() && catalog.is_ok();
+    let incidents = state.registry.snapshot().len();
+    let ok = storage.is_ok() && catalog.is_ok() && incidents > 0;
     let detail = |r: Result<(), String>| match r {
         Ok(()) => json!({ "status": "ok" }),
         Err(e) => {
@@ -54,6 +61,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             "checks": {
                 "storage": detail(storage.map_err(|e| e.to_string())),
                 "catalog": detail(catalog.map_err(|e| e.to_string())),
+                "incidents": { "status": if incidents > 0 { "ok" } else { "failing" }, "loaded": incidents },
             }
         })),
     )

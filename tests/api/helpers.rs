@@ -13,6 +13,7 @@ use playback_gateway::config::{
 };
 use playback_gateway::incidents::registry::Registry;
 use playback_gateway::keys::{Format, KeyLayout};
+use playback_gateway::server::ServerLimits;
 use playback_gateway::sid::{AccountSid, RecordingSid};
 use playback_gateway::storage::{
     Breaker, BreakerConfig, LocalStorage, S3Options, S3Storage, Storage,
@@ -88,6 +89,8 @@ pub struct Options {
     pub s3_read_timeout: Duration,
     /// The circuit breaker in front of S3.
     pub breaker: BreakerConfig,
+    pub server: ServerLimits,
+    pub shutdown_delay: Duration,
 }
 
 impl Default for Options {
@@ -102,6 +105,8 @@ impl Default for Options {
             cors_origins: Vec::new(),
             s3_read_timeout: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
+            server: ServerLimits::default(),
+            shutdown_delay: Duration::ZERO,
         }
     }
 }
@@ -223,6 +228,9 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
             auth_failures_per_minute: opts.auth_failures_per_minute,
             ..AccessConfig::default()
         },
+        server: opts.server,
+        request_timeout: Duration::from_secs(30),
+        shutdown_delay: opts.shutdown_delay,
     };
     let registry = Registry::load(catalog.clone(), None).await.unwrap();
     let state = AppState::new(storage, catalog.clone(), registry, &config);

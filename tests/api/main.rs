@@ -14,5 +14,6 @@ mod faults;
 mod incidents;
 mod ingest;
 mod lifecycle;
+mod limits;
 mod players;
 mod verdicts;

@@ -1,0 +1,165 @@
+//! Server limits against hostile or broken clients: slow headers, huge
+//! headers, too many connections, readers that stop reading; and readiness
+//! during shutdown.
+
+use std::time::{Duration, Instant};
+
+use playback_gateway::keys::Format;
+use playback_gateway::server::ServerLimits;
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, Options, spawn_app_with};
+
+fn tight() -> Options {
+    Options {
+        server: ServerLimits {
+            header_read_timeout: Duration::from_millis(800),
+            max_header_bytes: 16 * 1024,
+            max_connections: 6,
+            idle_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_millis(800),
+        },
+        ..Options::default()
+    }
+}
+
+/// Reads until the server closes; `None` if it is still open after `limit`.
+async fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slowloris_is_cut_off() {
+    let app = spawn_app_with(Backend::Local, tight()).await;
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "still open"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn huge_headers_get_431() {
+    let app = spawn_app_with(Backend::Local, tight()).await;
+    let res = app
+        .get("/healthz")
+        .header("x-junk", "j".repeat(40 * 1024))
+        .send()
+        .await;
+    match res {
+        Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => assert!(e.is_request() || e.is_connect(), "{e}"),
+    }
+    // The server is fine afterwards.
+    assert_eq!(
+        app.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed() {
+    let app = spawn_app_with(Backend::Local, tight()).await;
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        assert!(s.read(&mut buf).await.unwrap() > 0);
+        held.push(s);
+    }
+    let mut extra = TcpStream::connect(app.addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let answer = closed_within(&mut extra, Duration::from_secs(3))
+        .await
+        .expect("closed at once");
+    assert!(answer.is_empty(), "no answer past the limit");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        app.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+/// Open file descriptors of this process that point at `path`.
+fn open_handles_to(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_let_go() {
+    let app = spawn_app_with(Backend::Local, tight()).await;
+    let rec = app.seed(48 * 1024 * 1024).await;
+    let path = app.local_path(&app.key(&rec, Format::Wav));
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    let req = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", rec.path(Format::Wav));
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(s.read(&mut buf).await.unwrap() > 0, "headers arrive");
+    // ... and then it reads nothing more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(open_handles_to(&path), 1, "streaming");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while open_handles_to(&path) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled stream still holds storage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(s);
+}
+
+#[tokio::test]
+async fn readiness_flips_before_connections_are_refused() {
+    let mut app = spawn_app_with(
+        Backend::Local,
+        Options {
+            shutdown_delay: Duration::from_millis(1500),
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        app.get("/readyz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (client, url) = (reqwest::Client::new(), app.url("/readyz"));
+    let addr = app.addr;
+    let stopping = tokio::spawn(async move { app.shutdown().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "draining");
+    stopping.await.unwrap().unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "then refused");
+}
