@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve recordings over HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Seed a synthetic 2017-05-09 into a data directory (once) and serve it.
     Demo(DemoArgs),
     /// Import recordings (Twilio's JSON lines, or CSV) into the catalog.
