@@ -39,6 +39,8 @@ pub struct AppState {
     pub access: Arc<crate::config::AccessConfig>,
     /// Rate limits per credential and per address.
     pub limits: Arc<crate::http::auth::Limits>,
+    /// Renders the Prometheus metrics.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Set when shutdown begins: readiness answers 503 from then on.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Connection-level limits of the server loop.
@@ -67,7 +69,9 @@ impl AppState {
         registry: Registry,
         config: &Config,
     ) -> Self {
+        let storage: Arc<dyn Storage> = Arc::new(crate::observe::Instrumented(storage));
         Self {
+            metrics: crate::observe::handle(),
             heads: HeadCache::new(storage, &config.cache),
             recordings: RecordingCache::new(catalog.clone(), &config.cache),
             catalog,

@@ -93,11 +93,12 @@ impl RecordingCache {
         sid: &RecordingSid,
     ) -> Result<Option<Arc<Recording>>, Arc<CatalogError>> {
         let catalog = &self.catalog;
+        metrics::counter!("playback_cache_lookups_total", "cache" => "catalog").increment(1);
         self.entries
-            .try_get_with_by_ref(
-                sid,
-                async move { Ok(catalog.get(sid).await?.map(Arc::new)) },
-            )
+            .try_get_with_by_ref(sid, async move {
+                metrics::counter!("playback_cache_misses_total", "cache" => "catalog").increment(1);
+                Ok(catalog.get(sid).await?.map(Arc::new))
+            })
             .await
     }
 
@@ -135,8 +136,11 @@ impl HeadCache {
     /// "not found" are shared with concurrent waiters but not stored.
     pub async fn head(&self, key: &str) -> Result<Head, Arc<StorageError>> {
         let storage = &self.storage;
+        metrics::counter!("playback_cache_lookups_total", "cache" => "storage_head").increment(1);
         self.entries
             .try_get_with_by_ref(key, async move {
+                metrics::counter!("playback_cache_misses_total", "cache" => "storage_head")
+                    .increment(1);
                 match storage.head(key).await {
                     Ok(meta) => Ok(Head::Found(Arc::new(meta))),
                     Err(StorageError::NotFound) => Ok(Head::Missing),

@@ -20,8 +20,6 @@ mod player;
 mod status;
 mod webhooks;
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
@@ -29,7 +27,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
-use tracing::Span;
 
 use crate::app::AppState;
 use error::ApiError;
@@ -78,11 +75,14 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{file}", get(assets::asset))
         .route("/demo", get(crm::page))
         .route("/", get(ops::index))
+        .route("/metrics", get(ops::metrics))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        // Inside the request's span, so its log line carries the request id.
+        .layer(middleware::from_fn(count))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -100,13 +100,8 @@ pub fn router(state: AppState) -> Router {
                         request_id = %id,
                     )
                 })
-                .on_response(|res: &Response, latency: Duration, _span: &Span| {
-                    tracing::info!(
-                        status = res.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "response headers sent"
-                    );
-                }),
+                .on_response(())
+                .on_request(()),
         )
         // Everything not said otherwise is private and not stored: answers
         // depend on who asks.
@@ -119,6 +114,51 @@ pub fn router(state: AppState) -> Router {
         .layer(cors(&state_origins))
         .layer(middleware::from_fn_with_state(state_for_timeout, deadline))
         .layer(middleware::from_fn(request_id))
+}
+
+/// Who a request acted as, filled in by the `Caller` extractor.
+#[derive(Debug, Clone, Default)]
+pub struct WhoSlot(pub std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+/// Counts requests by route, status and verdict, and writes the request's
+/// log line (inside its span: method, path, request id). SECURITY: the
+/// query string is never logged (it may hold a link signature), nor any
+/// credential; the account is.
+async fn count(mut req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let who = WhoSlot::default();
+    req.extensions_mut().insert(who.clone());
+    let res = next.run(req).await;
+    let verdict = res
+        .extensions()
+        .get::<crate::observe::VerdictTag>()
+        .map_or("", |v| v.0);
+    let bytes = res
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let account = who.0.lock().map(|w| w.clone()).unwrap_or_default();
+    tracing::info!(
+        status = res.status().as_u16(),
+        verdict,
+        bytes,
+        account = account.as_deref().unwrap_or(""),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "response"
+    );
+    metrics::counter!(
+        "playback_requests_total",
+        "route" => route,
+        "status" => res.status().as_str().to_owned(),
+        "verdict" => verdict,
+    )
+    .increment(1);
+    res
 }
 
 /// Bounds the time to the response headers (not a stream's body):

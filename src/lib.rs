@@ -39,6 +39,7 @@ pub mod import;
 pub mod incidents;
 pub mod ingest;
 pub mod keys;
+pub mod observe;
 pub mod preconditions;
 pub mod range;
 pub mod server;

@@ -125,6 +125,14 @@ pub fn verdict_response(state: &AppState, r: &Resolved, headers: &HeaderMap) -> 
         Repr::Text => ("text/plain; charset=utf-8", ex.to_text()),
     };
     let mut res = (status, body).into_response();
+    res.extensions_mut()
+        .insert(crate::observe::VerdictTag(r.verdict.name()));
+    if let Some(i) = r.verdict.incident()
+        && matches!(r.verdict, Verdict::Lost(_))
+    {
+        metrics::counter!("playback_lost_answers_total", "incident" => i.id().to_owned())
+            .increment(1);
+    }
     let out = res.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     // A verdict can change at any moment (a re-upload, a new incident).

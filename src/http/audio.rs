@@ -197,6 +197,8 @@ async fn serve(
             Err(e) => return Err(ApiError::from_storage(&e, state.retry_after)),
             Ok(res) => res,
         };
+        res.extensions_mut()
+            .insert(crate::observe::VerdictTag("available"));
         let h = res.headers_mut();
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         h.insert(

@@ -59,6 +59,7 @@ pub struct Caller {
     /// Link parameters, checked by [`Caller::for_recording`].
     pub link: Option<LinkParams>,
     address: Option<IpAddr>,
+    who: Option<super::WhoSlot>,
 }
 
 fn basic(value: &str) -> Option<(String, String)> {
@@ -129,10 +130,12 @@ impl Caller {
                 state.access.link_skew.as_secs() as i64,
             )
             .map_err(refuse)?;
-            return Ok(Principal::Link {
+            let p = Principal::Link {
                 account: account.clone(),
                 recording: recording.clone(),
-            });
+            };
+            note(self.who.as_ref(), &p);
+            return Ok(p);
         }
         self.principal.clone().ok_or(ApiError::Unauthorized)
     }
@@ -184,11 +187,25 @@ impl FromRequestParts<AppState> for Caller {
         {
             return Err(ApiError::TooManyRequests(Duration::from_secs(1)));
         }
+        let who = parts.extensions.get::<super::WhoSlot>().cloned();
+        if let Some(p) = &principal {
+            note(who.as_ref(), p);
+        }
         Ok(Caller {
             principal,
             link,
             address,
+            who,
         })
+    }
+}
+
+/// For the request's log line: who, never with what.
+fn note(slot: Option<&super::WhoSlot>, p: &Principal) {
+    if let Some(slot) = slot
+        && let Ok(mut who) = slot.0.lock()
+    {
+        *who = Some(p.account().map_or_else(|| p.label(), ToString::to_string));
     }
 }
 

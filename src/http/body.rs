@@ -16,8 +16,10 @@ use futures_util::{Stream, StreamExt, stream};
 use crate::range::ByteRange;
 use crate::storage::{ByteStream, GetOptions, Storage, StorageError};
 
-/// Wraps a body so that it yields exactly `len` bytes or fails.
+/// Wraps a body so that it yields exactly `len` bytes or fails; counts
+/// the bytes and the streams in flight.
 pub fn exact(inner: ByteStream, len: u64) -> ByteStream {
+    metrics::gauge!("playback_streams_in_flight").increment(1.0);
     Box::pin(Exact {
         inner,
         remaining: len,
@@ -29,6 +31,12 @@ struct Exact {
     inner: ByteStream,
     remaining: u64,
     done: bool,
+}
+
+impl Drop for Exact {
+    fn drop(&mut self) {
+        metrics::gauge!("playback_streams_in_flight").decrement(1.0);
+    }
 }
 
 impl Stream for Exact {
@@ -53,6 +61,7 @@ impl Stream for Exact {
             )),
             Some(Ok(chunk)) => {
                 self.remaining -= chunk.len() as u64;
+                metrics::counter!("playback_streamed_bytes_total").increment(chunk.len() as u64);
                 Some(Ok(chunk))
             }
             Some(Err(e)) => fail(e.to_string()),

@@ -108,6 +108,7 @@ async fn resolve_with(
     let verdict = verdict::decide(sid, rec.as_deref(), answer, &state.registry.snapshot());
     if matches!(verdict, Verdict::Unexplained) {
         // Reported: an operator must learn of a loss nobody explained.
+        metrics::counter!("playback_unexplained_total").increment(1);
         tracing::warn!(recording_sid = %sid, %format, "recording missing from storage; no incident explains it");
     }
     Ok(Resolved {

@@ -66,3 +66,20 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         })),
     )
 }
+
+/// `GET /metrics`: Prometheus text format, for the admin credential.
+pub async fn metrics(
+    State(state): State<AppState>,
+    caller: super::auth::Caller,
+) -> Result<axum::response::Response, super::error::ApiError> {
+    use axum::response::IntoResponse;
+    caller.require_admin()?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response())
+}

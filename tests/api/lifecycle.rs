@@ -94,6 +94,11 @@ fn the_binary_serves_a_data_dir_and_stops_on_sigterm() {
     };
     let health = reqwest::blocking_get(&format!("http://{addr}/healthz"));
     assert_eq!(health, 200);
+    let secret_link = format!(
+        "http://{addr}/recordings/RE{}.mp3?exp=1&kid=k&sig=SECRETSIGNATURE",
+        "0".repeat(32)
+    );
+    assert_eq!(reqwest::blocking_get(&secret_link), 403);
     let ready = reqwest::blocking_get(&format!("http://{addr}/readyz"));
     assert_eq!(ready, 200);
     assert!(dir.path().join("data/recordings").is_dir());
@@ -111,6 +116,24 @@ fn the_binary_serves_a_data_dir_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // One structured line per request, and never a signature.
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let all = rest.join("\n");
+    assert!(!all.contains("SECRETSIGNATURE"), "{all}");
+    let responses: Vec<serde_json::Value> = rest
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "response")
+        .collect();
+    assert!(responses.len() >= 3, "{all}");
+    let line = &responses[0];
+    for field in ["status", "duration_ms", "verdict", "account"] {
+        assert!(line.get(field).is_some(), "{field} in {line}");
+    }
+    assert!(
+        line["span"]["request_id"].is_string() || all.contains("request_id"),
+        "{line}"
+    );
 }
 
 /// A tiny blocking GET (status only), to keep the binary test synchronous.
@@ -231,4 +254,72 @@ async fn a_client_that_goes_away_cancels_the_storage_read() {
         assert!(Instant::now() < deadline, "the read was not cancelled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The value of one Prometheus sample line (name with labels), or 0.
+fn sample(text: &str, prefix: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix) && labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_move_when_requests_happen() {
+    let app = spawn_app(Backend::Local).await;
+    let res = app.get("/metrics").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "admin only");
+    let scrape = || async {
+        app.get("/metrics")
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = scrape().await;
+    let rec = app.seed(10_000).await;
+    app.get(&rec.path(Format::Wav))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let account = crate::helpers::random_sid("AC");
+    let lost = app
+        .seed_with(
+            &account,
+            "2017-05-09T17:49:00Z",
+            60,
+            playback_gateway::catalog::RecordingStatus::Completed,
+            false,
+        )
+        .await;
+    app.get(&lost.path(Format::Wav)).send().await.unwrap();
+    let after = scrape().await;
+    let route = "route=\"/recordings/{name}\"";
+    let delta = |prefix: &str, labels: &[&str]| {
+        sample(&after, prefix, labels) - sample(&before, prefix, labels)
+    };
+    assert!(
+        delta(
+            "playback_requests_total",
+            &[route, "status=\"200\"", "verdict=\"available\""]
+        ) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        delta(
+            "playback_requests_total",
+            &[route, "status=\"410\"", "verdict=\"lost\""]
+        ) >= 1.0
+    );
+    assert!(delta("playback_lost_answers_total", &["incident=\"2017-05-09\""]) >= 1.0);
+    assert!(delta("playback_streamed_bytes_total", &[]) >= 10_000.0);
+    assert!(delta("playback_storage_seconds_count", &["op=\"head\""]) >= 1.0);
+    assert!(delta("playback_cache_lookups_total", &["cache=\"catalog\""]) >= 2.0);
+    assert!(after.contains("playback_streams_in_flight"));
 }
