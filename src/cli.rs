@@ -34,6 +34,9 @@ pub enum Command {
     Keys(KeysArgs),
     /// Print a signed playback link to one recording.
     Sign(SignArgs),
+    /// Check a configuration: every value, and that storage, catalog and
+    /// incident files can be reached and read.
+    CheckConfig(Box<ServeArgs>),
 }
 
 #[derive(Debug, Clone, Args)]

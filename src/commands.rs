@@ -110,3 +110,79 @@ pub async fn sign(args: &SignArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `playback-gateway check-config`: what `serve` would run with, checked.
+pub async fn check_config(args: &crate::cli::ServeArgs) -> anyhow::Result<()> {
+    use crate::config::{Config, StorageConfig};
+    let file = FileConfig::load(args.store.config.as_deref())?;
+    let config = Config::resolve(args, &file)?;
+    println!("ok   configuration: every value is valid");
+    println!("     listen {}", config.listen);
+    match &config.store.storage {
+        StorageConfig::Local { root } => {
+            println!("     storage: local directory {}", root.display())
+        }
+        StorageConfig::S3(o) => println!(
+            "     storage: s3 bucket {} prefix {:?} endpoint {} (path style: {})",
+            o.bucket,
+            o.prefix,
+            o.endpoint.as_deref().unwrap_or("AWS"),
+            o.path_style
+        ),
+    }
+    println!("     catalog: {}", config.store.catalog_url);
+    println!(
+        "     access: {}, {} link key(s), admin API {}",
+        if config.access.open {
+            "OPEN MODE"
+        } else {
+            "closed"
+        },
+        config.access.link_keys.len(),
+        if config.admin_token.is_some() {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    let mut failed = 0;
+    let storage = app::open_storage(&config.store).await;
+    match &storage {
+        Ok(s) => match s.check().await {
+            Ok(()) => println!("ok   storage answers: {}", s.describe()),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL storage: {e}");
+            }
+        },
+        Err(e) => {
+            failed += 1;
+            println!("FAIL storage: {e:#}");
+        }
+    }
+    match app::open_catalog(&config.store).await {
+        Ok(catalog) => {
+            println!("ok   catalog opens and is migrated");
+            match crate::incidents::registry::Registry::load(
+                catalog,
+                config.incidents_dir.as_deref(),
+            )
+            .await
+            {
+                Ok(r) => println!("ok   incident registry: {} incident(s)", r.snapshot().len()),
+                Err(e) => {
+                    failed += 1;
+                    println!("FAIL incidents: {e:#}");
+                }
+            }
+        }
+        Err(e) => {
+            failed += 1;
+            println!("FAIL catalog: {e:#}");
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}

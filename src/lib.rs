@@ -80,6 +80,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             serve(state, &config).await
         }
+        Command::CheckConfig(args) => {
+            telemetry::init(cli.log_format.unwrap_or_default());
+            commands::check_config(&args).await
+        }
         Command::Keys(args) => {
             telemetry::init(cli.log_format.unwrap_or_default());
             commands::keys(&args).await

@@ -323,3 +323,52 @@ async fn metrics_move_when_requests_happen() {
     assert!(delta("playback_cache_lookups_total", &["cache=\"catalog\""]) >= 2.0);
     assert!(after.contains("playback_streams_in_flight"));
 }
+
+#[test]
+fn check_config_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--dir", d])
+        .env_clear()
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "ok   configuration",
+        "ok   storage answers",
+        "ok   catalog",
+        "ok   incident registry: 1",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    let incidents = dir.path().join("incidents");
+    std::fs::create_dir_all(&incidents).unwrap();
+    std::fs::write(incidents.join("bad.toml"), "id = \"x\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "check-config",
+            "--dir",
+            d,
+            "--storage",
+            "file:///definitely/not/here",
+            "--incidents",
+        ])
+        .arg(&incidents)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAIL storage") && text.contains("not/here"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL incidents") && text.contains("bad.toml"),
+        "{text}"
+    );
+    let err = run_failing(&["check-config", "--dir", d, "--listen", "nowhere"]);
+    assert!(err.contains("--listen"), "{err}");
+}
