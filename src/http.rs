@@ -14,6 +14,7 @@ pub mod error;
 mod incidents;
 pub mod lookup;
 pub mod negotiate;
+pub mod openapi;
 mod ops;
 pub mod pages;
 mod player;
@@ -25,7 +26,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
@@ -39,45 +40,9 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let state_origins = state.access.cors_origins.clone();
     let state_for_timeout = state.clone();
-    Router::new()
-        .route("/recordings/{name}", get(audio::recording_file))
-        .route("/recordings/{name}/player", get(player::player))
-        .route(
-            "/2010-04-01/Accounts/{account}/Recordings/{name}",
-            get(audio::twilio_recording),
-        )
-        .route("/calls/{call}", get(status::call))
-        .route("/accounts/{account}/{list}", get(status::account_day))
-        .route("/incidents", get(incidents::list))
-        .route("/incidents.json", get(incidents::list_json))
-        .route("/incidents/{id}", get(incidents::show))
-        .route("/incidents/{id}/affected.csv", get(incidents::affected_csv))
-        .route("/admin/incidents", post(admin::create))
-        .route("/admin/incidents/{id}", put(admin::update))
-        .route("/admin/incidents/{id}/resolve", post(admin::resolve))
-        .route("/admin/keys", post(admin::create_key).get(admin::list_keys))
-        .route("/admin/keys/{id}", axum::routing::delete(admin::revoke_key))
-        .route("/admin/cache", axum::routing::delete(admin::flush_cache))
-        .route(
-            "/admin/cache/recordings/{sid}",
-            axum::routing::delete(admin::forget_recording),
-        )
-        .route(
-            "/webhooks/twilio/recording-status",
-            post(webhooks::recording_status)
-                .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY)),
-        )
-        .route(
-            "/api/recordings",
-            post(api::recordings).layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY)),
-        )
-        .route("/api/playback-links", post(api::playback_links))
-        .route("/static/{file}", get(assets::asset))
-        .route("/demo", get(crm::page))
-        .route("/", get(ops::index))
-        .route("/metrics", get(ops::metrics))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, route)| r.route(path, route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -119,6 +84,52 @@ pub fn router(state: AppState) -> Router {
 /// Who a request acted as, filled in by the `Caller` extractor.
 #[derive(Debug, Clone, Default)]
 pub struct WhoSlot(pub std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+/// Every route: its path and what answers it. `openapi` documents each.
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/recordings/{name}", get(audio::recording_file)),
+        ("/recordings/{name}/player", get(player::player)),
+        (
+            "/2010-04-01/Accounts/{account}/Recordings/{name}",
+            get(audio::twilio_recording),
+        ),
+        ("/calls/{call}", get(status::call)),
+        ("/accounts/{account}/{list}", get(status::account_day)),
+        ("/incidents", get(incidents::list)),
+        ("/incidents.json", get(incidents::list_json)),
+        ("/incidents/{id}", get(incidents::show)),
+        ("/incidents/{id}/affected.csv", get(incidents::affected_csv)),
+        ("/admin/incidents", post(admin::create)),
+        ("/admin/incidents/{id}", put(admin::update)),
+        ("/admin/incidents/{id}/resolve", post(admin::resolve)),
+        ("/admin/keys", post(admin::create_key).get(admin::list_keys)),
+        ("/admin/keys/{id}", axum::routing::delete(admin::revoke_key)),
+        ("/admin/cache", axum::routing::delete(admin::flush_cache)),
+        (
+            "/admin/cache/recordings/{sid}",
+            axum::routing::delete(admin::forget_recording),
+        ),
+        (
+            "/webhooks/twilio/recording-status",
+            post(webhooks::recording_status)
+                .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY)),
+        ),
+        (
+            "/api/recordings",
+            post(api::recordings).layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY)),
+        ),
+        ("/api/playback-links", post(api::playback_links)),
+        ("/static/{file}", get(assets::asset)),
+        ("/demo", get(crm::page)),
+        ("/", get(ops::index)),
+        ("/metrics", get(ops::metrics)),
+        ("/healthz", get(ops::healthz)),
+        ("/readyz", get(ops::readyz)),
+        ("/openapi.json", get(openapi::document)),
+        ("/api/docs", get(openapi::page)),
+    ]
+}
 
 /// Counts requests by route, status and verdict, and writes the request's
 /// log line (inside its span: method, path, request id). SECURITY: the
