@@ -5,6 +5,7 @@ mod helpers;
 mod seaweed;
 
 mod access;
+mod access_more;
 mod audio;
 mod browser;
 mod conditional;
