@@ -195,13 +195,12 @@ pub(crate) fn db_time(t: Timestamp) -> String {
 const COLUMNS: &str = "sid, account_sid, call_sid, start_time, duration, channels, source, \
                        track, status, error_code, formats, deleted_at, deleted_reason";
 
-/// Inserts or replaces one recording (its columns in `COLUMNS` order, then
-/// `end_time`, `date_updated`). A row that would not change is left alone,
-/// `date_updated` included, so a repeated import or webhook changes nothing.
-const UPSERT: &str = "INSERT INTO recordings
-      (sid, account_sid, call_sid, start_time, duration, channels, source, track, status,
-       error_code, formats, deleted_at, deleted_reason, end_time, date_updated)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+/// What an upsert does on a conflict: update, unless nothing would change
+/// (`date_updated` included), so a repeated import or webhook changes
+/// nothing.
+macro_rules! upsert_tail {
+    () => {
+        "
     ON CONFLICT (sid) DO UPDATE SET
       account_sid = excluded.account_sid, call_sid = excluded.call_sid,
       start_time = excluded.start_time, duration = excluded.duration,
@@ -221,7 +220,27 @@ const UPSERT: &str = "INSERT INTO recordings
        OR recordings.error_code IS NOT excluded.error_code
        OR recordings.formats IS NOT excluded.formats
        OR recordings.deleted_at IS NOT excluded.deleted_at
-       OR recordings.deleted_reason IS NOT excluded.deleted_reason";
+       OR recordings.deleted_reason IS NOT excluded.deleted_reason"
+    };
+}
+
+/// Inserts or replaces one recording (its columns in `COLUMNS` order, then
+/// `end_time`, `date_updated`).
+const UPSERT: &str = concat!(
+    "INSERT INTO recordings
+      (sid, account_sid, call_sid, start_time, duration, channels, source, track, status,
+       error_code, formats, deleted_at, deleted_reason, end_time, date_updated)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    upsert_tail!()
+);
+
+/// The insert of [`UPSERT`] without its values, for multi-row statements.
+const UPSERT_HEAD: &str = "INSERT INTO recordings
+      (sid, account_sid, call_sid, start_time, duration, channels, source, track, status,
+       error_code, formats, deleted_at, deleted_reason, end_time, date_updated) ";
+
+/// The conflict clause of [`UPSERT`].
+const UPSERT_TAIL: &str = upsert_tail!();
 
 type SqliteQuery =
     sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
@@ -281,16 +300,39 @@ impl Catalog {
         Ok(())
     }
 
-    /// Inserts or replaces many recordings in one transaction; returns how
-    /// many rows were new or changed.
+    /// Inserts or replaces many recordings in one transaction, several
+    /// hundred rows per statement (a statement is a round trip to SQLite's
+    /// worker thread); returns how many rows were new or changed.
     pub async fn upsert_many(&self, recs: &[Recording]) -> Result<usize, CatalogError> {
         if recs.is_empty() {
             return Ok(0);
         }
         let mut tx = self.pool.begin().await?;
         let mut changed = 0;
-        for r in recs {
-            changed += upsert_query(r).execute(&mut *tx).await?.rows_affected() as usize;
+        let now = db_time(Timestamp::now());
+        // 15 values a row; SQLite takes up to 32,766 per statement.
+        for chunk in recs.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(UPSERT_HEAD);
+            q.push_values(chunk, |mut b, r| {
+                let formats: Vec<&str> = r.formats.iter().map(|f| f.ext()).collect();
+                b.push_bind(r.sid.to_string())
+                    .push_bind(r.account_sid.to_string())
+                    .push_bind(r.call_sid.as_ref().map(ToString::to_string))
+                    .push_bind(r.start_time.map(db_time))
+                    .push_bind(r.duration.map(i64::from))
+                    .push_bind(r.channels.map(i64::from))
+                    .push_bind(r.source.clone())
+                    .push_bind(r.track.clone())
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.error_code.map(i64::from))
+                    .push_bind(formats.join(","))
+                    .push_bind(r.deleted_at.map(db_time))
+                    .push_bind(r.deleted_reason.clone())
+                    .push_bind(r.end_time().map(db_time))
+                    .push_bind(now.clone());
+            });
+            q.push(UPSERT_TAIL);
+            changed += q.build().execute(&mut *tx).await?.rows_affected() as usize;
         }
         tx.commit().await?;
         Ok(changed)

@@ -72,17 +72,24 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
 
 /// Parses one line into a recording.
 pub fn parse_line(line: &str) -> Result<Recording, String> {
-    let value: serde_json::Value = serde_json::from_str(line)
-        .map_err(|e| format!("not a JSON object (column {})", e.column()))?;
-    if !value.is_object() {
-        return Err("not a JSON object".into());
+    // Straight into the typed line (one pass, no intermediate tree); the
+    // error says what is wrong in the reader's words.
+    match serde_json::from_str::<Line>(line) {
+        Ok(l) => from_line(l),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            Err(format!("not a JSON object (column {})", e.column()))
+        }
+        Err(_) if !line.trim_start().starts_with('{') => Err("not a JSON object".into()),
+        Err(e) => Err(e.to_string()),
     }
-    parse_value(value)
 }
 
 /// Parses one recording in Twilio's JSON shape.
 pub fn parse_value(value: serde_json::Value) -> Result<Recording, String> {
-    let l: Line = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    from_line(serde_json::from_value(value).map_err(|e| e.to_string())?)
+}
+
+fn from_line(l: Line) -> Result<Recording, String> {
     let status: RecordingStatus = l.status.parse()?;
     let time = |s: Option<String>, what: &str| {
         s.filter(|s| !s.is_empty())
