@@ -20,7 +20,11 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn new(method: Method, target: Target, headers: &[(String, String)]) -> anyhow::Result<Self> {
+    pub fn new(
+        method: Method,
+        target: Target,
+        headers: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let headers = headers
             .iter()
             .map(|(k, v)| Ok((k.parse()?, v.parse()?)))

@@ -16,10 +16,10 @@ use crate::util::round3;
 #[derive(Debug, Clone, clap::Args)]
 pub struct WatchArgs {
     /// A process (group) to watch: `gateway=1234` or `nginx=10,11,12`.
-    #[arg(long = "watch", value_name = "NAME=PID[,PID…]")]
+    #[arg(long = "watch", value_name = "NAME=PID[,PID…]", global = true)]
     pub watch: Vec<String>,
     /// Sampling period of RSS, in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, global = true)]
     pub sample_ms: u64,
 }
 
@@ -40,6 +40,7 @@ struct Rss {
 
 pub struct Watcher {
     groups: Vec<Group>,
+    machine_start: u64,
     cpu_start: Vec<u64>,
     self_cpu_start: u64,
     started: Instant,
@@ -47,7 +48,7 @@ pub struct Watcher {
     sampler: std::thread::JoinHandle<Vec<Rss>>,
 }
 
-fn clock_ticks() -> f64 {
+pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as f64 } else { 100.0 }
@@ -66,6 +67,25 @@ fn cpu_ticks(pid: &str) -> u64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     n(11) + n(12)
+}
+
+/// Busy clock ticks of the whole machine, all cores (`/proc/stat`).
+pub fn machine_busy_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let f: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    total.saturating_sub(idle)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -89,7 +109,11 @@ fn parse(specs: &[String]) -> anyhow::Result<Vec<Group>> {
             let pids = pids
                 .split(',')
                 .filter(|p| !p.is_empty())
-                .map(|p| p.trim().parse::<u32>().with_context(|| format!("pid {p:?}")))
+                .map(|p| {
+                    p.trim()
+                        .parse::<u32>()
+                        .with_context(|| format!("pid {p:?}"))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             if pids.is_empty() {
                 bail!("--watch {s:?}: no pid");
@@ -132,6 +156,7 @@ impl Watcher {
         });
         Ok(Self {
             groups,
+            machine_start: machine_busy_ticks(),
             cpu_start,
             self_cpu_start: cpu_ticks("self"),
             started: Instant::now(),
@@ -149,9 +174,11 @@ impl Watcher {
         let hz = clock_ticks();
         let mib = |kib: u64| round3(kib as f64 / 1024.0);
         let mut out = BTreeMap::new();
+        let mut watched = 0.0;
         for ((g, r), start) in self.groups.iter().zip(&rss).zip(&self.cpu_start) {
             let now: u64 = g.pids.iter().map(|p| cpu_ticks(&p.to_string())).sum();
             let cpu = now.saturating_sub(*start) as f64 / hz;
+            watched += cpu;
             out.insert(
                 g.name.clone(),
                 json!({
@@ -171,6 +198,13 @@ impl Watcher {
             "loadgen".to_owned(),
             json!({"cpu_s": round3(own), "cpu_pct": round3(100.0 * own / elapsed)}),
         );
-        json!({"elapsed_s": round3(elapsed), "procs": out})
+        let machine = machine_busy_ticks().saturating_sub(self.machine_start) as f64 / hz;
+        let others = (machine - watched - own).max(0.0);
+        json!({
+            "elapsed_s": round3(elapsed),
+            "procs": out,
+            "machine_cpu_pct": round3(100.0 * machine / elapsed),
+            "others_cpu_pct": round3(100.0 * others / elapsed),
+        })
     }
 }
