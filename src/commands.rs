@@ -186,3 +186,45 @@ pub async fn check_config(args: &crate::cli::ServeArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `playback-gateway account`: creates or changes one account, keeping
+/// what is not given.
+pub async fn set_account(args: &crate::cli::AccountArgs) -> anyhow::Result<()> {
+    let sid: crate::sid::AccountSid = args
+        .account
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--account: {e}"))?;
+    if let Some(tz) = &args.time_zone {
+        jiff::tz::TimeZone::get(tz)
+            .map_err(|_| anyhow::anyhow!("--time-zone: {tz:?} is not an IANA time zone"))?;
+    }
+    let file = FileConfig::load(args.store.config.as_deref())?;
+    let store = StoreConfig::resolve(&args.store, &file)?;
+    let catalog = app::open_catalog(&store).await?;
+    let old = catalog.account(&sid).await?;
+    let account = crate::catalog::Account {
+        sid: sid.clone(),
+        name: args
+            .name
+            .clone()
+            .or(old.as_ref().and_then(|a| a.name.clone())),
+        auth_token: args
+            .auth_token
+            .clone()
+            .map(crate::config::Secret::new)
+            .or(old.as_ref().and_then(|a| a.auth_token.clone())),
+        time_zone: args.time_zone.clone().or(old.and_then(|a| a.time_zone)),
+    };
+    catalog.upsert_account(&account).await?;
+    println!(
+        "account {sid}: name {:?}, time zone {:?}, webhook auth token {}",
+        account.name.as_deref().unwrap_or("-"),
+        account.time_zone.as_deref().unwrap_or("-"),
+        if account.auth_token.is_some() {
+            "set"
+        } else {
+            "not set"
+        }
+    );
+    Ok(())
+}

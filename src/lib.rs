@@ -94,7 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Account(args) => {
             telemetry::init(cli.log_format.unwrap_or_default());
-            set_account(&args).await
+            commands::set_account(&args).await
         }
         Command::Import(args) => {
             let file = FileConfig::load(args.store.config.as_deref())?;
@@ -128,48 +128,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// `playback-gateway account`: creates or changes one account, keeping
-/// what is not given.
-async fn set_account(args: &cli::AccountArgs) -> anyhow::Result<()> {
-    let sid: sid::AccountSid = args
-        .account
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--account: {e}"))?;
-    if let Some(tz) = &args.time_zone {
-        jiff::tz::TimeZone::get(tz)
-            .map_err(|_| anyhow::anyhow!("--time-zone: {tz:?} is not an IANA time zone"))?;
-    }
-    let file = FileConfig::load(args.store.config.as_deref())?;
-    let store = StoreConfig::resolve(&args.store, &file)?;
-    let catalog = app::open_catalog(&store).await?;
-    let old = catalog.account(&sid).await?;
-    let account = catalog::Account {
-        sid: sid.clone(),
-        name: args
-            .name
-            .clone()
-            .or(old.as_ref().and_then(|a| a.name.clone())),
-        auth_token: args
-            .auth_token
-            .clone()
-            .map(config::Secret::new)
-            .or(old.as_ref().and_then(|a| a.auth_token.clone())),
-        time_zone: args.time_zone.clone().or(old.and_then(|a| a.time_zone)),
-    };
-    catalog.upsert_account(&account).await?;
-    println!(
-        "account {sid}: name {:?}, time zone {:?}, webhook auth token {}",
-        account.name.as_deref().unwrap_or("-"),
-        account.time_zone.as_deref().unwrap_or("-"),
-        if account.auth_token.is_some() {
-            "set"
-        } else {
-            "not set"
-        }
-    );
-    Ok(())
 }
 
 /// Seeds the demo directory (once) and builds the demo's state.
