@@ -111,6 +111,8 @@ pub struct Catalog {
     pool: SqlitePool,
 }
 
+mod accounts;
+
 #[derive(FromRow)]
 struct Row {
     sid: String,
@@ -224,47 +226,13 @@ macro_rules! upsert_tail {
     };
 }
 
-/// Inserts or replaces one recording (its columns in `COLUMNS` order, then
-/// `end_time`, `date_updated`).
-const UPSERT: &str = concat!(
-    "INSERT INTO recordings
-      (sid, account_sid, call_sid, start_time, duration, channels, source, track, status,
-       error_code, formats, deleted_at, deleted_reason, end_time, date_updated)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    upsert_tail!()
-);
-
-/// The insert of [`UPSERT`] without its values, for multi-row statements.
+/// The insert of a recording upsert, before its rows of values.
 const UPSERT_HEAD: &str = "INSERT INTO recordings
       (sid, account_sid, call_sid, start_time, duration, channels, source, track, status,
        error_code, formats, deleted_at, deleted_reason, end_time, date_updated) ";
 
-/// The conflict clause of [`UPSERT`].
+/// The conflict clause of a recording upsert.
 const UPSERT_TAIL: &str = upsert_tail!();
-
-type SqliteQuery =
-    sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
-
-/// The statement that inserts or replaces one recording.
-fn upsert_query(r: &Recording) -> SqliteQuery {
-    let formats: Vec<&str> = r.formats.iter().map(|f| f.ext()).collect();
-    sqlx::query(UPSERT)
-        .bind(r.sid.to_string())
-        .bind(r.account_sid.to_string())
-        .bind(r.call_sid.as_ref().map(ToString::to_string))
-        .bind(r.start_time.map(db_time))
-        .bind(r.duration.map(i64::from))
-        .bind(r.channels.map(i64::from))
-        .bind(r.source.clone())
-        .bind(r.track.clone())
-        .bind(r.status.as_str())
-        .bind(r.error_code.map(i64::from))
-        .bind(formats.join(","))
-        .bind(r.deleted_at.map(db_time))
-        .bind(r.deleted_reason.clone())
-        .bind(r.end_time().map(db_time))
-        .bind(db_time(Timestamp::now()))
-}
 
 impl Catalog {
     /// Opens (creating if needed) and migrates the catalog at `url`.
@@ -296,8 +264,7 @@ impl Catalog {
 
     /// Inserts or replaces a recording.
     pub async fn upsert(&self, r: &Recording) -> Result<(), CatalogError> {
-        upsert_query(r).execute(&self.pool).await?;
-        Ok(())
+        self.upsert_many(std::slice::from_ref(r)).await.map(|_| ())
     }
 
     /// Inserts or replaces many recordings in one transaction, several
@@ -408,121 +375,6 @@ impl Catalog {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// One account.
-    pub async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, CatalogError> {
-        type AccountRow = (String, Option<String>, Option<String>, Option<String>);
-        let row: Option<AccountRow> =
-            sqlx::query_as("SELECT sid, name, auth_token, time_zone FROM accounts WHERE sid = ?")
-                .bind(sid.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(_, name, token, tz)| Account {
-            sid: sid.clone(),
-            name,
-            auth_token: token.map(crate::config::Secret::new),
-            time_zone: tz,
-        }))
-    }
-
-    /// Creates or replaces an account.
-    pub async fn upsert_account(&self, a: &Account) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO accounts (sid, name, auth_token, time_zone, updated_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (sid) DO UPDATE SET name = excluded.name, auth_token = excluded.auth_token,
-               time_zone = excluded.time_zone, updated_at = excluded.updated_at",
-        )
-        .bind(a.sid.as_str())
-        .bind(a.name.as_deref())
-        .bind(a.auth_token.as_ref().map(|t| t.expose().to_owned()))
-        .bind(a.time_zone.as_deref())
-        .bind(db_time(Timestamp::now()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Stores a new key (its hash only).
-    pub async fn create_key(
-        &self,
-        id: &str,
-        account: &AccountSid,
-        secret_hash: &str,
-        read_only: bool,
-        label: Option<&str>,
-    ) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, account_sid, secret_hash, read_only, label, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(account.as_str())
-        .bind(secret_hash)
-        .bind(read_only)
-        .bind(label)
-        .bind(db_time(Timestamp::now()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The live (not revoked) key with this secret hash.
-    pub async fn key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>, CatalogError> {
-        let keys = self
-            .keys_where("secret_hash = ? AND revoked_at IS NULL", secret_hash)
-            .await?;
-        Ok(keys.into_iter().next())
-    }
-
-    /// Keys, of one account or of all.
-    pub async fn keys(&self, account: Option<&AccountSid>) -> Result<Vec<ApiKey>, CatalogError> {
-        match account {
-            Some(a) => {
-                self.keys_where("account_sid = ? ORDER BY created_at, id", a.as_str())
-                    .await
-            }
-            None => {
-                self.keys_where("? = '' ORDER BY account_sid, created_at, id", "")
-                    .await
-            }
-        }
-    }
-
-    async fn keys_where(&self, filter: &str, bind: &str) -> Result<Vec<ApiKey>, CatalogError> {
-        type KeyRow = (String, String, bool, Option<String>, String, Option<String>);
-        let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-            "SELECT id, account_sid, read_only, label, created_at, revoked_at FROM api_keys WHERE {filter}"
-        ))
-        .bind(bind)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, account, read_only, label, created_at, revoked_at)| {
-                Ok(ApiKey {
-                    account_sid: account.parse().map_err(|e| CatalogError::Corrupt {
-                        sid: id.clone(),
-                        why: format!("{e}"),
-                    })?,
-                    id,
-                    read_only,
-                    label,
-                    created_at,
-                    revoked_at,
-                })
-            })
-            .collect()
-    }
-
-    /// Revokes a key; `false` when there is no such live key.
-    pub async fn revoke_key(&self, id: &str) -> Result<bool, CatalogError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(db_time(Timestamp::now()))
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// A trivial query, for readiness.
