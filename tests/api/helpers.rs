@@ -327,14 +327,31 @@ impl TestApp {
                 std::fs::rename(&tmp, &path).unwrap();
             }
             Seeder::S3 { client, bucket } => {
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .body(ByteStream::from(bytes.to_vec()))
-                    .send()
-                    .await
-                    .unwrap();
+                // A fresh SeaweedFS answers 500 now and then while it grows
+                // its volumes under many parallel tests; seeding is not what
+                // is tested, so it tries again (bounded).
+                let mut attempt = 0;
+                loop {
+                    let put = client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .body(ByteStream::from(bytes.to_vec()))
+                        .send()
+                        .await;
+                    match put {
+                        Ok(_) => break,
+                        Err(e) if attempt < 20 => {
+                            attempt += 1;
+                            let _ = e;
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                        Err(e) => panic!(
+                            "SeaweedFS refuses uploads: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(e)
+                        ),
+                    }
+                }
             }
         }
     }

@@ -189,8 +189,8 @@ fn method(m: &str) -> anyhow::Result<Method> {
 }
 
 /// The command line as run, without query strings (presigned URLs and
-/// playback links carry signatures) nor credentials: neither has a place in
-/// a results file.
+/// playback links carry signatures), credentials or local paths: none has a
+/// place in a results file.
 fn argv() -> Vec<String> {
     std::env::args()
         .skip(1)
@@ -198,10 +198,14 @@ fn argv() -> Vec<String> {
             if a.to_ascii_lowercase().starts_with("authorization:") {
                 return "Authorization: …".to_owned();
             }
-            match a.split_once('?') {
-                Some((before, _)) => format!("{before}?…"),
-                None => a,
+            if let Some((before, _)) = a.split_once('?') {
+                return format!("{before}?…");
             }
+            // A local file (a URL list): its name, not where this run kept it.
+            if !a.contains("://") && a.contains('/') {
+                return a.rsplit('/').next().unwrap_or_default().to_owned();
+            }
+            a
         })
         .collect()
 }

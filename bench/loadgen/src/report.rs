@@ -443,7 +443,12 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     let errs: Vec<String> = phases
         .iter()
         .filter(|(_, v)| v["errors"].as_u64().is_some_and(|e| e > 0))
-        .map(|(k, v)| format!("- {k}: {} errors, e.g. {}", v["errors"], v["error_samples"]))
+        .map(|(k, v)| match v["error_samples"].as_array() {
+            Some(samples) if !samples.is_empty() => {
+                format!("- {k}: {} errors, e.g. {}", v["errors"], v["error_samples"])
+            }
+            _ => format!("- {k}: {} errors", v["errors"]),
+        })
         .collect();
     if !errs.is_empty() {
         let _ = writeln!(
