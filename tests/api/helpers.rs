@@ -57,6 +57,8 @@ enum Seeder {
     S3 {
         client: aws_sdk_s3::Client,
         bucket: String,
+        /// This test's key prefix in the shared bucket.
+        prefix: String,
     },
 }
 
@@ -146,12 +148,24 @@ pub async fn s3_client(endpoint: &str, secret: &str) -> S3Storage {
     .await
 }
 
-/// Creates a bucket, polling while SeaweedFS finishes starting.
+/// The one bucket the S3 tests share, each test under its own key prefix:
+/// a bucket per test would make SeaweedFS grow volumes for each, until it
+/// runs out of them.
+const SHARED_BUCKET: &str = "playback-tests";
+
+/// Creates a bucket (or finds it made), polling while SeaweedFS starts.
 async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match client.create_bucket().bucket(bucket).send().await {
             Ok(_) => return,
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+                }) =>
+            {
+                return;
+            }
             Err(e) if tokio::time::Instant::now() < deadline => {
                 let _ = e;
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -175,13 +189,21 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         Backend::S3 => {
             let weed = seaweed::shared();
             let admin = s3_client(&weed.s3_endpoint, seaweed::SECRET_KEY).await;
-            let bucket = format!("t-{}", uuid::Uuid::new_v4().simple());
-            if opts.bucket_exists {
-                create_bucket(admin.client(), &bucket).await;
-            }
+            let (bucket, prefix) = if opts.bucket_exists {
+                create_bucket(admin.client(), SHARED_BUCKET).await;
+                (
+                    SHARED_BUCKET.to_string(),
+                    format!("t-{}/", uuid::Uuid::new_v4().simple()),
+                )
+            } else {
+                (
+                    format!("t-{}", uuid::Uuid::new_v4().simple()),
+                    String::new(),
+                )
+            };
             let storage = S3Storage::connect(&S3Options {
                 bucket: bucket.clone(),
-                prefix: String::new(),
+                prefix: prefix.clone(),
                 endpoint: Some(opts.s3_endpoint.clone().unwrap_or(weed.s3_endpoint.clone())),
                 region: Some("us-east-1".into()),
                 path_style: true,
@@ -196,6 +218,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
             let seeder = Seeder::S3 {
                 client: admin.client().clone(),
                 bucket,
+                prefix,
             };
             (Arc::new(Breaker::new(storage, opts.breaker)), seeder)
         }
@@ -326,16 +349,21 @@ impl TestApp {
                 std::fs::write(&tmp, bytes).unwrap();
                 std::fs::rename(&tmp, &path).unwrap();
             }
-            Seeder::S3 { client, bucket } => {
-                // A fresh SeaweedFS answers 500 now and then while it grows
-                // its volumes under many parallel tests; seeding is not what
-                // is tested, so it tries again (bounded).
+            Seeder::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = format!("{prefix}{key}");
+                // SeaweedFS may answer 500 while it grows volumes under
+                // parallel tests; seeding is not what is tested, so it
+                // tries again (bounded).
                 let mut attempt = 0;
                 loop {
                     let put = client
                         .put_object()
                         .bucket(bucket)
-                        .key(key)
+                        .key(&key)
                         .body(ByteStream::from(bytes.to_vec()))
                         .send()
                         .await;
@@ -359,11 +387,15 @@ impl TestApp {
     pub async fn delete_object(&self, key: &str) {
         match &self.seeder {
             Seeder::Local(root) => std::fs::remove_file(root.join(key)).unwrap(),
-            Seeder::S3 { client, bucket } => {
+            Seeder::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
                 client
                     .delete_object()
                     .bucket(bucket)
-                    .key(key)
+                    .key(format!("{prefix}{key}"))
                     .send()
                     .await
                     .unwrap();
