@@ -323,17 +323,6 @@ pub async fn import_file(
     Ok(summary)
 }
 
-/// Imports a JSONL file without a progress bar.
-pub async fn import_jsonl(catalog: &Catalog, path: &Path) -> anyhow::Result<Summary> {
-    import_file(
-        catalog,
-        path,
-        FileFormat::Jsonl,
-        indicatif::ProgressBar::hidden(),
-    )
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
