@@ -11,6 +11,8 @@ use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_smithy_types::date_time::DateTime;
 use futures_util::stream;
 
+mod transport;
+
 use super::{GetOptions, Object, ObjectMeta, Storage, StorageError, key_is_safe};
 use crate::config::Secret;
 
@@ -52,6 +54,7 @@ impl S3Storage {
             .operation_attempt_timeout(opts.read_timeout)
             .build();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(transport::Transport::new(opts.connect_timeout).into_shared())
             .timeout_config(timeouts)
             .region(Region::new(
                 opts.region.clone().unwrap_or_else(|| "us-east-1".into()),
