@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::incidents::{Incident, IncidentStatus, MatchOn};
+use crate::incidents::{Incident, IncidentStatus, MatchOn, one_paragraph};
 use crate::verdict::Verdict;
 
 /// A verdict put into words.
@@ -29,19 +29,14 @@ fn calls_verb(i: &Incident) -> &'static str {
     }
 }
 
-/// Text blocks in TOML are written with continuation lines; show them as
-/// one paragraph.
-fn clean(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn lost(i: &Arc<Incident>) -> Explanation {
+    // Incident texts are already single paragraphs (see `validate`).
     let mut paragraphs = vec![
-        clean(&i.spec.summary),
+        i.spec.summary.clone(),
         format!(
             "{} This recording is one of them: the call took place, but its audio no longer \
              exists anywhere.",
-            clean(&i.spec.impact)
+            i.spec.impact
         ),
     ];
     if let Some(d) = &i.spec.communicated {
@@ -59,8 +54,8 @@ fn lost(i: &Arc<Incident>) -> Explanation {
             i.window_utc()
         ),
         paragraphs,
-        notes: i.spec.notes.iter().map(|n| clean(n)).collect(),
-        what_to_do: Some(clean(&i.spec.what_to_do)),
+        notes: i.spec.notes.clone(),
+        what_to_do: Some(i.spec.what_to_do.clone()),
     }
 }
 
@@ -80,8 +75,8 @@ fn recovering(i: &Arc<Incident>) -> Explanation {
             i.window_local(),
             i.window_utc()
         ),
-        paragraphs: vec![clean(&i.spec.summary)],
-        notes: i.spec.notes.iter().map(|n| clean(n)).collect(),
+        paragraphs: vec![i.spec.summary.clone()],
+        notes: i.spec.notes.clone(),
         what_to_do: Some(
             "Try again later; the incident page says how the recovery is going.".into(),
         ),
@@ -124,7 +119,7 @@ impl Explanation {
                 let when = at.map_or(String::new(), |t| format!(" on {}", t.strftime("%Y-%m-%d")));
                 let why = reason
                     .as_deref()
-                    .map_or(String::new(), |r| format!(" ({})", clean(r)));
+                    .map_or(String::new(), |r| format!(" ({})", one_paragraph(r)));
                 plain(
                     "This recording was deleted",
                     format!("This recording was deleted{when}{why}; its audio no longer exists."),

@@ -150,9 +150,23 @@ pub struct InvalidIncident {
     pub why: String,
 }
 
+/// Text blocks in TOML are written with continuation lines; each is one
+/// paragraph.
+pub(crate) fn one_paragraph(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 impl IncidentSpec {
-    /// Validates and resolves the window.
-    pub fn validate(self, origin: Origin) -> Result<Incident, InvalidIncident> {
+    /// Validates and resolves the window. Texts are folded into single
+    /// paragraphs here, once, rather than on every answer that quotes them
+    /// (a warm lost-recording answer spent a fifth of its time on it).
+    pub fn validate(mut self, origin: Origin) -> Result<Incident, InvalidIncident> {
+        for text in [&mut self.summary, &mut self.impact, &mut self.what_to_do]
+            .into_iter()
+            .chain(self.notes.iter_mut())
+        {
+            *text = one_paragraph(text);
+        }
         let err = |field: &'static str, why: String| InvalidIncident {
             id: self.id.clone(),
             field,
