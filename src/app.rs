@@ -27,6 +27,8 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Catalog entries, cached.
     pub recordings: RecordingCache,
+    /// Account API keys, cached briefly.
+    pub keys: crate::cache::KeyCache,
     pub registry: Registry,
     pub layout: Arc<KeyLayout>,
     /// Sent as `Retry-After` with every 503.
@@ -74,6 +76,7 @@ impl AppState {
             metrics: crate::observe::handle(),
             heads: HeadCache::new(storage, &config.cache),
             recordings: RecordingCache::new(catalog.clone(), &config.cache),
+            keys: crate::cache::KeyCache::new(catalog.clone()),
             catalog,
             registry,
             layout: Arc::new(config.store.key_layout.clone()),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::future::Cache;
 
-use crate::catalog::{Catalog, CatalogError, Recording};
+use crate::catalog::{ApiKey, Catalog, CatalogError, Recording};
 use crate::config::CacheConfig;
 use crate::sid::RecordingSid;
 use crate::storage::{ObjectMeta, Storage, StorageError};
@@ -114,6 +114,53 @@ impl RecordingCache {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+}
+
+/// How long a found API key is trusted without asking the catalog again:
+/// a key revoked through this gateway stops working at once; revoked by
+/// the `keys revoke` command or through another replica, within this.
+pub const KEY_TTL: Duration = Duration::from_secs(10);
+
+/// Live account API keys by the hash of their secret. Unknown hashes are
+/// not cached: wrong secrets are what the failure rate limit is for, and
+/// a key created elsewhere must work at once.
+#[derive(Clone)]
+pub struct KeyCache {
+    entries: Cache<String, Arc<ApiKey>>,
+    catalog: Catalog,
+}
+
+impl KeyCache {
+    pub fn new(catalog: Catalog) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(KEY_TTL)
+                .build(),
+            catalog,
+        }
+    }
+
+    /// The live key whose secret hashes to `hash`, if any.
+    pub async fn by_hash(&self, hash: &str) -> Result<Option<Arc<ApiKey>>, CatalogError> {
+        metrics::counter!("playback_cache_lookups_total", "cache" => "keys").increment(1);
+        if let Some(key) = self.entries.get(hash).await {
+            return Ok(Some(key));
+        }
+        metrics::counter!("playback_cache_misses_total", "cache" => "keys").increment(1);
+        let Some(key) = self.catalog.key_by_hash(hash).await? else {
+            return Ok(None);
+        };
+        let key = Arc::new(key);
+        self.entries.insert(hash.to_owned(), key.clone()).await;
+        Ok(Some(key))
+    }
+
+    /// Forgets every key (one was revoked: revocations are rare, and the
+    /// cache does not know which hash belongs to which id).
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
     }
 }
 

@@ -175,6 +175,7 @@ pub async fn revoke_key(
     if !revoked {
         return Err(ApiError::NotFound("no live key with this id".into()));
     }
+    state.keys.clear();
     tracing::info!(key_id = %id, "API key revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -212,6 +213,7 @@ pub async fn flush_cache(
     caller.require_admin()?;
     state.heads.clear();
     state.recordings.clear();
+    state.keys.clear();
     tracing::info!("caches flushed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

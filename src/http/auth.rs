@@ -227,8 +227,8 @@ async fn authenticate(state: &AppState, value: &str) -> Result<Principal, ApiErr
     // Keys are looked up by the hash of their secret: 256 random bits, so
     // the hash is a safe index and nothing secret is compared in SQL.
     let key = state
-        .catalog
-        .key_by_hash(&access::hash_secret(&secret))
+        .keys
+        .by_hash(&access::hash_secret(&secret))
         .await
         .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?
         .ok_or(ApiError::Unauthorized)?;
@@ -236,8 +236,8 @@ async fn authenticate(state: &AppState, value: &str) -> Result<Principal, ApiErr
         return Err(ApiError::Unauthorized);
     }
     Ok(Principal::Account {
-        account: key.account_sid,
-        key_id: key.id,
+        account: key.account_sid.clone(),
+        key_id: key.id.clone(),
         read_only: key.read_only,
     })
 }
