@@ -13,7 +13,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::cache::{HeadCache, RecordingCache};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, redact_url};
 use crate::config::{Config, Secret, StorageConfig, StoreConfig};
 use crate::incidents::registry::Registry;
 use crate::keys::KeyLayout;
@@ -151,7 +151,7 @@ pub async fn open_catalog(store: &StoreConfig) -> anyhow::Result<Catalog> {
     }
     Catalog::connect(&store.catalog_url)
         .await
-        .with_context(|| format!("catalog {}", store.catalog_url))
+        .with_context(|| format!("catalog {}", redact_url(&store.catalog_url)))
 }
 
 /// A built, bound application, ready to run.

@@ -1,13 +1,13 @@
 //! The catalog: what is known about each recording (Twilio's Recording
-//! resource), in SQLite through `sqlx`, with embedded migrations.
+//! resource), through `sqlx` with embedded migrations, in SQLite or
+//! PostgreSQL (see [`db`]); callers cannot tell which.
 
+use std::collections::HashSet;
 use std::str::FromStr;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::FromRow;
 
 use crate::keys::Format;
 use crate::sid::{AccountSid, CallSid, RecordingSid};
@@ -101,6 +101,10 @@ pub enum CatalogError {
     Database(#[from] sqlx::Error),
     #[error("catalog migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("catalog URL {0}")]
+    Url(String),
+    #[error("cannot reach the catalog database: {0}")]
+    Unreachable(String),
     #[error("catalog row {sid}: {why}")]
     Corrupt { sid: String, why: String },
 }
@@ -108,10 +112,23 @@ pub enum CatalogError {
 /// The catalog database (cheap to clone: a pool handle).
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    pool: SqlitePool,
+    pool: db::Pool,
+}
+
+/// Runs the same code on whichever pool the catalog has, binding it to
+/// `$pool`: the SQL is written once and type-checked against both drivers.
+macro_rules! with_pool {
+    ($catalog:expr, |$pool:ident| $body:expr) => {
+        match &$catalog.pool {
+            $crate::catalog::db::Pool::Sqlite($pool) => $body,
+            $crate::catalog::db::Pool::Postgres($pool) => $body,
+        }
+    };
 }
 
 mod accounts;
+mod db;
+pub use db::{Dialect, redact_url};
 
 #[derive(FromRow)]
 struct Row {
@@ -198,8 +215,9 @@ const COLUMNS: &str = "sid, account_sid, call_sid, start_time, duration, channel
                        track, status, error_code, formats, deleted_at, deleted_reason";
 
 /// What an upsert does on a conflict: update, unless nothing would change
-/// (`date_updated` included), so a repeated import or webhook changes
-/// nothing.
+/// (`date_updated` aside), so a repeated import or webhook changes
+/// nothing. `IS DISTINCT FROM` is null-safe inequality in both dialects
+/// (SQLite's own spelling is `IS NOT`).
 macro_rules! upsert_tail {
     () => {
         "
@@ -211,18 +229,18 @@ macro_rules! upsert_tail {
       error_code = excluded.error_code, formats = excluded.formats,
       deleted_at = excluded.deleted_at, deleted_reason = excluded.deleted_reason,
       end_time = excluded.end_time, date_updated = excluded.date_updated
-    WHERE recordings.account_sid IS NOT excluded.account_sid
-       OR recordings.call_sid IS NOT excluded.call_sid
-       OR recordings.start_time IS NOT excluded.start_time
-       OR recordings.duration IS NOT excluded.duration
-       OR recordings.channels IS NOT excluded.channels
-       OR recordings.source IS NOT excluded.source
-       OR recordings.track IS NOT excluded.track
-       OR recordings.status IS NOT excluded.status
-       OR recordings.error_code IS NOT excluded.error_code
-       OR recordings.formats IS NOT excluded.formats
-       OR recordings.deleted_at IS NOT excluded.deleted_at
-       OR recordings.deleted_reason IS NOT excluded.deleted_reason"
+    WHERE recordings.account_sid IS DISTINCT FROM excluded.account_sid
+       OR recordings.call_sid IS DISTINCT FROM excluded.call_sid
+       OR recordings.start_time IS DISTINCT FROM excluded.start_time
+       OR recordings.duration IS DISTINCT FROM excluded.duration
+       OR recordings.channels IS DISTINCT FROM excluded.channels
+       OR recordings.source IS DISTINCT FROM excluded.source
+       OR recordings.track IS DISTINCT FROM excluded.track
+       OR recordings.status IS DISTINCT FROM excluded.status
+       OR recordings.error_code IS DISTINCT FROM excluded.error_code
+       OR recordings.formats IS DISTINCT FROM excluded.formats
+       OR recordings.deleted_at IS DISTINCT FROM excluded.deleted_at
+       OR recordings.deleted_reason IS DISTINCT FROM excluded.deleted_reason"
     };
 }
 
@@ -235,30 +253,28 @@ const UPSERT_HEAD: &str = "INSERT INTO recordings
 const UPSERT_TAIL: &str = upsert_tail!();
 
 impl Catalog {
-    /// Opens (creating if needed) and migrates the catalog at `url`.
+    /// Opens (creating a SQLite file if needed) and migrates the catalog
+    /// at `url`: `sqlite://PATH` or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            // WAL lets readers go on while ingest writes; NORMAL is durable
-            // across process crashes, which is what a 2xx promises.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool: db::Pool::connect(url).await?,
+        })
+    }
+
+    /// Which database this catalog is in.
+    pub fn dialect(&self) -> Dialect {
+        self.pool.dialect()
     }
 
     /// The recording, if the catalog knows it.
     pub async fn get(&self, sid: &RecordingSid) -> Result<Option<Recording>, CatalogError> {
-        let row: Option<Row> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM recordings WHERE sid = ?"))
+        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE sid = $1");
+        let row: Option<Row> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
                 .bind(sid.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await?
+        });
         row.map(Recording::try_from).transpose()
     }
 
@@ -269,58 +285,44 @@ impl Catalog {
 
     /// Inserts or replaces many recordings in one transaction, several
     /// hundred rows per statement (a statement is a round trip to SQLite's
-    /// worker thread); returns how many rows were new or changed.
+    /// worker thread or to PostgreSQL); returns how many rows were new or
+    /// changed. Rows apply in order: a later row for the same sid wins.
     pub async fn upsert_many(&self, recs: &[Recording]) -> Result<usize, CatalogError> {
         if recs.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await?;
-        let mut changed = 0;
         let now = db_time(Timestamp::now());
-        // 15 values a row; SQLite takes up to 32,766 per statement.
-        for chunk in recs.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(UPSERT_HEAD);
-            q.push_values(chunk, |mut b, r| {
-                let formats: Vec<&str> = r.formats.iter().map(|f| f.ext()).collect();
-                b.push_bind(r.sid.to_string())
-                    .push_bind(r.account_sid.to_string())
-                    .push_bind(r.call_sid.as_ref().map(ToString::to_string))
-                    .push_bind(r.start_time.map(db_time))
-                    .push_bind(r.duration.map(i64::from))
-                    .push_bind(r.channels.map(i64::from))
-                    .push_bind(r.source.clone())
-                    .push_bind(r.track.clone())
-                    .push_bind(r.status.as_str())
-                    .push_bind(r.error_code.map(i64::from))
-                    .push_bind(formats.join(","))
-                    .push_bind(r.deleted_at.map(db_time))
-                    .push_bind(r.deleted_reason.clone())
-                    .push_bind(r.end_time().map(db_time))
-                    .push_bind(now.clone());
-            });
-            q.push(UPSERT_TAIL);
-            changed += q.build().execute(&mut *tx).await?.rows_affected() as usize;
-        }
-        tx.commit().await?;
+        let chunks = statements(recs);
+        let changed = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut changed = 0;
+            for chunk in &chunks {
+                let mut q = sqlx::QueryBuilder::new(UPSERT_HEAD);
+                push_rows(&mut q, chunk, &now);
+                q.push(UPSERT_TAIL);
+                changed += q.build().execute(&mut *tx).await?.rows_affected() as usize;
+            }
+            tx.commit().await?;
+            changed
+        });
         Ok(changed)
     }
 
     async fn select(&self, filter: &str, binds: &[&str]) -> Result<Vec<Recording>, CatalogError> {
         let sql = format!("SELECT {COLUMNS} FROM recordings WHERE {filter}");
-        let mut q = sqlx::query_as::<_, Row>(&sql);
-        for b in binds {
-            q = q.bind(*b);
-        }
-        q.fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(Recording::try_from)
-            .collect()
+        let rows: Vec<Row> = with_pool!(self, |pool| {
+            let mut q = sqlx::query_as(&sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.fetch_all(pool).await?
+        });
+        rows.into_iter().map(Recording::try_from).collect()
     }
 
     /// The recordings of one call, oldest first.
     pub async fn by_call(&self, call: &CallSid) -> Result<Vec<Recording>, CatalogError> {
-        self.select("call_sid = ? ORDER BY start_time, sid", &[call.as_str()])
+        self.select("call_sid = $1 ORDER BY start_time, sid", &[call.as_str()])
             .await
     }
 
@@ -333,7 +335,7 @@ impl Catalog {
     ) -> Result<Vec<Recording>, CatalogError> {
         let (from, to) = (db_time(from), db_time(to));
         self.select(
-            "account_sid = ? AND start_time >= ? AND start_time < ? ORDER BY start_time, sid",
+            "account_sid = $1 AND start_time >= $2 AND start_time < $3 ORDER BY start_time, sid",
             &[account.as_str(), &from, &to],
         )
         .await
@@ -349,37 +351,94 @@ impl Catalog {
     ) -> Result<Vec<Recording>, CatalogError> {
         let (from, to) = (db_time(from), db_time(to));
         let filter = match field {
-            TimeField::Start => "start_time >= ? AND start_time <= ? ORDER BY start_time, sid",
-            TimeField::End => "end_time >= ? AND end_time <= ? ORDER BY end_time, sid",
+            TimeField::Start => "start_time >= $1 AND start_time <= $2 ORDER BY start_time, sid",
+            TimeField::End => "end_time >= $1 AND end_time <= $2 ORDER BY end_time, sid",
         };
         self.select(filter, &[&from, &to]).await
     }
 
     /// Admin-created incidents, as stored JSON.
     pub async fn incident_specs(&self) -> Result<Vec<String>, CatalogError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT spec FROM incidents ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String,)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT spec FROM incidents ORDER BY id")
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows.into_iter().map(|(s,)| s).collect())
     }
 
     /// Stores (inserts or replaces) an admin incident.
     pub async fn save_incident_spec(&self, id: &str, spec_json: &str) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO incidents (id, spec, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
-        )
-        .bind(id)
-        .bind(spec_json)
-        .bind(db_time(Timestamp::now()))
-        .execute(&self.pool)
-        .await?;
+        let now = db_time(Timestamp::now());
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO incidents (id, spec, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(spec_json)
+            .bind(&now)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     /// A trivial query, for readiness.
     pub async fn ping(&self) -> Result<(), CatalogError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        with_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
 }
+
+/// Splits rows into statements of at most 500 rows (15 values a row:
+/// SQLite takes up to 32,766 per statement, PostgreSQL 65,535), starting a
+/// new statement where a sid repeats: PostgreSQL refuses to update one row
+/// twice in one statement, and applying them in turn is what SQLite does.
+fn statements(recs: &[Recording]) -> Vec<&[Recording]> {
+    let mut out = Vec::new();
+    let (mut start, mut seen) = (0, HashSet::new());
+    for (i, r) in recs.iter().enumerate() {
+        if i - start == 500 || !seen.insert(&r.sid) {
+            out.push(&recs[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(&r.sid);
+        }
+    }
+    out.push(&recs[start..]);
+    out
+}
+
+/// The `VALUES` rows of an upsert, in the columns of [`UPSERT_HEAD`].
+fn push_rows<'a, DB>(q: &mut sqlx::QueryBuilder<'a, DB>, chunk: &[Recording], now: &str)
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    q.push_values(chunk, |mut b, r| {
+        let formats: Vec<&str> = r.formats.iter().map(|f| f.ext()).collect();
+        b.push_bind(r.sid.to_string())
+            .push_bind(r.account_sid.to_string())
+            .push_bind(r.call_sid.as_ref().map(ToString::to_string))
+            .push_bind(r.start_time.map(db_time))
+            .push_bind(r.duration.map(i64::from))
+            .push_bind(r.channels.map(i64::from))
+            .push_bind(r.source.clone())
+            .push_bind(r.track.clone())
+            .push_bind(r.status.as_str().to_owned())
+            .push_bind(r.error_code.map(i64::from))
+            .push_bind(formats.join(","))
+            .push_bind(r.deleted_at.map(db_time))
+            .push_bind(r.deleted_reason.clone())
+            .push_bind(r.end_time().map(db_time))
+            .push_bind(now.to_owned());
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -186,7 +186,9 @@ pub struct StoreArgs {
     #[arg(long, env = "PLAYBACK_GATEWAY_STORAGE", value_name = "URL")]
     pub storage: Option<String>,
 
-    /// The catalog database: `sqlite://PATH`.
+    /// The catalog database: `sqlite://PATH`, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` to share one catalog
+    /// between replicas.
     #[arg(long, env = "PLAYBACK_GATEWAY_CATALOG", value_name = "URL")]
     pub catalog: Option<String>,
 

@@ -130,7 +130,10 @@ pub async fn check_config(args: &crate::cli::ServeArgs) -> anyhow::Result<()> {
             o.path_style
         ),
     }
-    println!("     catalog: {}", config.store.catalog_url);
+    println!(
+        "     catalog: {}",
+        crate::catalog::redact_url(&config.store.catalog_url)
+    );
     println!(
         "     access: {}, {} link key(s), admin API {}",
         if config.access.open {

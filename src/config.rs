@@ -61,7 +61,9 @@ pub struct CacheConfig {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub storage: StorageConfig,
-    /// `sqlite://path` (the embedded default, `DIR/catalog.db`).
+    /// `sqlite://PATH` (the embedded default, `DIR/catalog.db`) or
+    /// `postgres://…`. It may hold a password: show it through
+    /// [`crate::catalog::redact_url`].
     pub catalog_url: String,
     pub key_layout: KeyLayout,
     /// The data directory, when one was given.
@@ -292,12 +294,8 @@ impl StoreConfig {
                 ));
             }
         };
-        if !catalog_url.starts_with("sqlite:") {
-            return Err(bad(
-                "--catalog (PLAYBACK_GATEWAY_CATALOG, catalog)",
-                format!("{catalog_url:?}: only sqlite://PATH is supported"),
-            ));
-        }
+        crate::catalog::Dialect::of_url(&catalog_url)
+            .map_err(|e| bad("--catalog (PLAYBACK_GATEWAY_CATALOG, catalog)", e))?;
         let key_layout = match args.key_layout.clone().or(file.key_layout.clone()) {
             Some(s) => s
                 .parse()

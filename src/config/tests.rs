@@ -58,3 +58,57 @@ fn unknown_file_keys_are_refused() {
     let err = toml::from_str::<FileConfig>("lisen = \"x\"").unwrap_err();
     assert!(err.to_string().contains("lisen"), "{err}");
 }
+
+#[test]
+fn catalog_urls_are_sqlite_or_postgres() {
+    use crate::catalog::Dialect;
+    for (url, dialect) in [
+        ("sqlite:///var/lib/gw/catalog.db", Dialect::Sqlite),
+        ("sqlite://catalog.db?mode=rwc", Dialect::Sqlite),
+        (
+            "postgres://gw:pw@db.internal:5432/catalog",
+            Dialect::Postgres,
+        ),
+        ("postgresql://gw@127.0.0.1/catalog", Dialect::Postgres),
+        (
+            "postgres://db.internal/catalog?sslmode=disable",
+            Dialect::Postgres,
+        ),
+    ] {
+        assert_eq!(Dialect::of_url(url), Ok(dialect), "{url}");
+    }
+    for bad in [
+        "",
+        "catalog.db",
+        "mysql://gw@db/catalog",
+        "postgres:/db",
+        "postgres://gw:secret@db:notaport/catalog",
+        "postgres://gw:secret@db/catalog?sslmode=sometimes",
+        "sqlite://catalog.db?mode=sometimes",
+    ] {
+        let err = Dialect::of_url(bad).unwrap_err();
+        assert!(
+            !err.contains("secret"),
+            "{bad:?}: the password shows: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_catalog_url_names_its_setting_and_hides_its_password() {
+    let file: FileConfig =
+        toml::from_str("dir = \"/srv/gw\"\ncatalog = \"mysql://gw:secret@db/catalog\"").unwrap();
+    let err = StoreConfig::resolve(&StoreArgs::default(), &file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--catalog (PLAYBACK_GATEWAY_CATALOG, catalog)"),
+        "{err}"
+    );
+    assert!(err.contains("postgres://"), "says what would do: {err}");
+    assert!(!err.contains("secret"), "{err}");
+    let file: FileConfig =
+        toml::from_str("dir = \"/srv/gw\"\ncatalog = \"postgres://gw:secret@db/catalog\"").unwrap();
+    let store = StoreConfig::resolve(&StoreArgs::default(), &file).unwrap();
+    assert_eq!(store.catalog_url, "postgres://gw:secret@db/catalog");
+}
