@@ -120,7 +120,11 @@ impl Pool {
                 Ok(Self::Sqlite(pool))
             }
             Dialect::Postgres => {
-                let options = PgConnectOptions::from_str(url)?.application_name("playback-gateway");
+                let mut options = PgConnectOptions::from_str(url)?;
+                // Named in pg_stat_activity, unless the URL names it.
+                if options.get_application_name().is_none() {
+                    options = options.application_name("playback-gateway");
+                }
                 // One connection on its own first: its error says why
                 // (refused, bad password, no such database), where the
                 // pool would retry a refusal until a bare "timed out".

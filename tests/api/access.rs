@@ -12,6 +12,11 @@ use crate::helpers::{
     ADMIN_TOKEN, Backend, LINK_KEYS, Options, Seeded, TestApp, random_sid, spawn_app_with,
 };
 
+crate::both_catalogs!(
+    every_route_against_every_credential,
+    what_each_credential_sees
+);
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Cred {
     Nothing,
@@ -41,9 +46,9 @@ pub(crate) async fn key(app: &TestApp, account: &AccountSid, read_only: bool) ->
     k.secret.expose().to_owned()
 }
 
-pub(crate) async fn world(opts: Options) -> World {
+pub(crate) async fn world(b: Backend, opts: Options) -> World {
     let app = spawn_app_with(
-        Backend::Local,
+        b,
         Options {
             open: false,
             ..opts
@@ -158,9 +163,8 @@ pub(crate) async fn call(
     req.send().await.unwrap()
 }
 
-#[tokio::test]
-async fn every_route_against_every_credential() {
-    let w = world(Options::default()).await;
+async fn every_route_against_every_credential(b: Backend) {
+    let w = world(b, Options::default()).await;
     let (a, r, c) = (w.a.account.to_string(), w.a.sid.to_string(), w.call.clone());
     use Cred::*;
     let creds = [
@@ -263,9 +267,8 @@ async fn every_route_against_every_credential() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
-#[tokio::test]
-async fn what_each_credential_sees() {
-    let w = world(Options::default()).await;
+async fn what_each_credential_sees(b: Backend) {
+    let w = world(b, Options::default()).await;
     // Another account's recording answers exactly like one that never was.
     let nothing = random_sid::<playback_gateway::sid::RecordingSid>("RE");
     let theirs = call(

@@ -9,9 +9,11 @@ use serde_json::json;
 use crate::access::{Cred, call, world};
 use crate::helpers::{ADMIN_TOKEN, Backend, LINK_KEYS, Options, random_sid, spawn_app_with};
 
+crate::both_catalogs!(the_admin_manages_keys_and_caches_over_http);
+
 #[tokio::test]
 async fn minted_links_play_their_recording_only() {
-    let w = world(Options::default()).await;
+    let w = world(Backend::Local, Options::default()).await;
     let res = call(
         &w,
         Method::POST,
@@ -119,7 +121,7 @@ async fn minted_links_play_their_recording_only() {
 
 #[tokio::test]
 async fn open_mode_still_checks_what_is_presented() {
-    let w = world(Options::default()).await;
+    let w = world(Backend::Local, Options::default()).await;
     drop(w);
     let app = spawn_app_with(Backend::Local, Options::default()).await; // open
     let rec = app.seed(100).await;
@@ -167,10 +169,13 @@ async fn open_mode_still_checks_what_is_presented() {
 
 #[tokio::test]
 async fn failed_authentication_is_rate_limited_per_address() {
-    let w = world(Options {
-        auth_failures_per_minute: 3,
-        ..Options::default()
-    })
+    let w = world(
+        Backend::Local,
+        Options {
+            auth_failures_per_minute: 3,
+            ..Options::default()
+        },
+    )
     .await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -203,7 +208,7 @@ async fn failed_authentication_is_rate_limited_per_address() {
 
 #[tokio::test]
 async fn cors_lets_the_crm_in_and_no_one_else() {
-    let w = world(Options::default()).await;
+    let w = world(Backend::Local, Options::default()).await;
     let preflight = |origin: &'static str| {
         w.app
             .client
@@ -296,9 +301,8 @@ fn keys_are_created_listed_and_revoked_from_the_command_line() {
     assert!(!out.status.success());
 }
 
-#[tokio::test]
-async fn the_admin_manages_keys_and_caches_over_http() {
-    let w = world(Options::default()).await;
+async fn the_admin_manages_keys_and_caches_over_http(b: Backend) {
+    let w = world(b, Options::default()).await;
     let admin = |m: Method, p: &str| {
         w.app
             .client

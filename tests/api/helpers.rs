@@ -1,5 +1,6 @@
 //! `spawn_app()`: a gateway on a random loopback port with fresh storage
-//! (a temp directory or a new SeaweedFS bucket) and a fresh catalog.
+//! (a temp directory or a key prefix in SeaweedFS) and a fresh catalog (a
+//! SQLite file, or a new database on the test PostgreSQL).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,15 +21,23 @@ use playback_gateway::storage::{
 };
 use tokio::sync::oneshot;
 
-use crate::seaweed;
+use crate::{postgres, seaweed};
 
+/// Where a test app keeps recordings and catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// A temp directory and SQLite: the embedded default.
     Local,
+    /// SeaweedFS, and SQLite.
     S3,
+    /// A temp directory, and the catalog in PostgreSQL (the catalog of
+    /// several replicas).
+    Postgres,
 }
 
-/// Generates one test per backend from `async fn name(backend: Backend)`.
+/// Generates one test per storage backend from `async fn name(backend:
+/// Backend)`, and one more with the catalog in PostgreSQL: every such
+/// test reads and writes the catalog too.
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
@@ -45,6 +54,34 @@ macro_rules! both_backends {
                 #[tokio::test]
                 async fn $name() {
                     super::$name($crate::helpers::Backend::S3).await
+                }
+            )*
+        }
+        $crate::both_catalogs!(@postgres $($name),*);
+    };
+}
+
+/// Generates one test per catalog database (SQLite, PostgreSQL; recordings
+/// in a temp directory) from `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! both_catalogs {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Local).await
+                }
+            )*
+        }
+        $crate::both_catalogs!(@postgres $($name),*);
+    };
+    (@postgres $($name:ident),*) => {
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
                 }
             )*
         }
@@ -181,7 +218,7 @@ async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
 pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let (storage, seeder): (Arc<dyn Storage>, Seeder) = match backend {
-        Backend::Local => {
+        Backend::Local | Backend::Postgres => {
             let root = dir.path().join("recordings");
             std::fs::create_dir_all(&root).unwrap();
             (Arc::new(LocalStorage::new(&root)), Seeder::Local(root))
@@ -223,7 +260,12 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
             (Arc::new(Breaker::new(storage, opts.breaker)), seeder)
         }
     };
-    let catalog_url = format!("sqlite://{}", dir.path().join("catalog.db").display());
+    let catalog_url = match backend {
+        Backend::Local | Backend::S3 => {
+            format!("sqlite://{}", dir.path().join("catalog.db").display())
+        }
+        Backend::Postgres => postgres::fresh_database().await,
+    };
     let catalog = Catalog::connect(&catalog_url).await.unwrap();
     let layout = KeyLayout::default();
     let config = Config {

@@ -8,6 +8,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, Backend, Seeded, TestApp, random_sid, spawn_app};
 
+crate::both_catalogs!(
+    the_2017_05_09_page_counts_and_lists_the_lost,
+    an_admin_incident_explains_at_once_and_persists
+);
+
 async fn seed_missing(app: &TestApp, start: &str, secs: u32) -> Seeded {
     let account = random_sid("AC");
     app.seed_with(&account, start, secs, RecordingStatus::Completed, false)
@@ -57,9 +62,8 @@ async fn admin(
     req.send().await.unwrap()
 }
 
-#[tokio::test]
-async fn the_2017_05_09_page_counts_and_lists_the_lost() {
-    let app = spawn_app(Backend::Local).await;
+async fn the_2017_05_09_page_counts_and_lists_the_lost(b: Backend) {
+    let app = spawn_app(b).await;
     let lost = seed_missing(&app, "2017-05-09T17:55:00Z", 120).await;
     let kept = app.seed(100).await; // 08:00 PDT, outside the window
     let fine_in_window = Seeded {
@@ -147,9 +151,8 @@ async fn the_2017_05_09_page_counts_and_lists_the_lost() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn an_admin_incident_explains_at_once_and_persists() {
-    let app = spawn_app(Backend::Local).await;
+async fn an_admin_incident_explains_at_once_and_persists(b: Backend) {
+    let app = spawn_app(b).await;
     // A call ending 2020-03-02 10:30 Berlin time (09:30 UTC), audio missing.
     let rec = seed_missing(&app, "2020-03-02T09:29:00Z", 60).await;
     assert_eq!(verdict_of(&app, &rec).await.1["verdict"], "unexplained");

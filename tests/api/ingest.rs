@@ -10,6 +10,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, Backend, Seeded, TestApp, problem, spawn_app};
 
+crate::both_catalogs!(
+    signed_events_build_the_catalog_row_in_order,
+    absent_and_failed_events_explain_themselves,
+    forged_or_broken_callbacks_store_nothing,
+    the_crm_pushes_batches_and_hears_about_each_item
+);
+
 const WEBHOOK: &str = "/webhooks/twilio/recording-status";
 
 fn fixture() -> Value {
@@ -29,8 +36,8 @@ fn pairs(case: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn app_with_account() -> (TestApp, Value) {
-    let app = spawn_app(Backend::Local).await;
+async fn app_with_account(b: Backend) -> (TestApp, Value) {
+    let app = spawn_app(b).await;
     let f = fixture();
     app.catalog
         .upsert_account(&Account {
@@ -88,9 +95,8 @@ async fn verdict(app: &TestApp, rec: &Seeded) -> String {
         .into()
 }
 
-#[tokio::test]
-async fn signed_events_build_the_catalog_row_in_order() {
-    let (app, f) = app_with_account().await;
+async fn signed_events_build_the_catalog_row_in_order(b: Backend) {
+    let (app, f) = app_with_account(b).await;
     let rec = seeded(&f);
     assert_eq!(
         send(&app, &f["in_progress"]).await.status(),
@@ -132,9 +138,8 @@ async fn signed_events_build_the_catalog_row_in_order() {
     assert_eq!(again, row);
 }
 
-#[tokio::test]
-async fn absent_and_failed_events_explain_themselves() {
-    let (app, f) = app_with_account().await;
+async fn absent_and_failed_events_explain_themselves(b: Backend) {
+    let (app, f) = app_with_account(b).await;
     let rec = seeded(&f);
     assert_eq!(
         send(&app, &f["absent"]).await.status(),
@@ -157,9 +162,8 @@ async fn absent_and_failed_events_explain_themselves() {
     );
 }
 
-#[tokio::test]
-async fn forged_or_broken_callbacks_store_nothing() {
-    let (app, f) = app_with_account().await;
+async fn forged_or_broken_callbacks_store_nothing(b: Backend) {
+    let (app, f) = app_with_account(b).await;
     let rec = seeded(&f);
     let good = &f["completed"];
     let signature = good["signature"].as_str().unwrap();
@@ -242,9 +246,8 @@ async fn forged_or_broken_callbacks_store_nothing() {
     );
 }
 
-#[tokio::test]
-async fn the_crm_pushes_batches_and_hears_about_each_item() {
-    let app = spawn_app(Backend::Local).await;
+async fn the_crm_pushes_batches_and_hears_about_each_item(b: Backend) {
+    let app = spawn_app(b).await;
     let item = |n: u32, status: &str| {
         json!({"sid": format!("RE{n:032x}"), "account_sid": format!("AC{n:032x}"),
                "start_time": "Tue, 09 May 2017 16:00:00 +0000", "duration": "30", "status": status})

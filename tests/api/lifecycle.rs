@@ -11,6 +11,8 @@ use reqwest::StatusCode;
 
 use crate::helpers::{Backend, Options, spawn_app, spawn_app_with};
 
+crate::both_catalogs!(health_and_readiness);
+
 const BIN: &str = env!("CARGO_BIN_EXE_playback-gateway");
 
 fn run_failing(args: &[&str]) -> String {
@@ -39,6 +41,14 @@ fn bad_configuration_fails_at_start_and_names_itself() {
         ),
         (
             &["serve", "--dir", d, "--catalog", "mysql://x"],
+            "--catalog",
+        ),
+        (
+            &["serve", "--dir", d, "--catalog", "postgres://gw@db:port/x"],
+            "--catalog",
+        ),
+        (
+            &["serve", "--dir", d, "--catalog", "postgresql:/x"],
             "--catalog",
         ),
         (
@@ -148,9 +158,8 @@ mod reqwest {
     }
 }
 
-#[tokio::test]
-async fn health_and_readiness() {
-    let app = spawn_app(Backend::Local).await;
+async fn health_and_readiness(b: Backend) {
+    let app = spawn_app(b).await;
     let res = app.get("/healthz").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let res = app.get("/readyz").send().await.unwrap();

@@ -1,13 +1,16 @@
 //! The one integration-test binary: every test builds the real app with
-//! `spawn_app()` and talks HTTP to it, on both storage backends.
+//! `spawn_app()` and talks HTTP to it, on both storage backends, and with
+//! the catalog in SQLite or in PostgreSQL.
 
 mod helpers;
+mod postgres;
 mod seaweed;
 
 mod access;
 mod access_more;
 mod audio;
 mod browser;
+mod catalogs;
 mod conditional;
 mod demo;
 mod errors;
