@@ -9,7 +9,7 @@
 //!                 │            │
 //!                 ▼            ▼
 //!              catalog      cache::HeadCache (moka, single-flight)
-//!             (sqlx/SQLite)       │
+//!   (sqlx: SQLite | PostgreSQL)   │
 //!                                 ▼
 //!                     storage::Storage ── local directory | S3 (aws-sdk-s3)
 //! ```
@@ -19,7 +19,8 @@
 //! - [`storage`]: the storage trait, its backends and typed errors
 //!   (*not found* is never confused with *unavailable*).
 //! - [`cache`]: storage metadata, cached; transient errors never are.
-//! - [`catalog`]: what is known about each recording.
+//! - [`catalog`]: what is known about each recording, in SQLite or
+//!   PostgreSQL (same schema, same queries).
 //! - [`range`], [`preconditions`]: RFC 9110 as pure functions.
 //! - [`http`]: routes; the one place outcomes become responses.
 //! - [`app`]: state, start-up, graceful shutdown. [`config`], [`cli`],
