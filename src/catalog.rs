@@ -215,7 +215,7 @@ const COLUMNS: &str = "sid, account_sid, call_sid, start_time, duration, channel
                        track, status, error_code, formats, deleted_at, deleted_reason";
 
 /// What an upsert does on a conflict: update, unless nothing would change
-/// (`date_updated` aside), so a repeated import or webhook changes
+/// (`date_updated` included), so a repeated import or webhook changes
 /// nothing. `IS DISTINCT FROM` is null-safe inequality in both dialects
 /// (SQLite's own spelling is `IS NOT`).
 macro_rules! upsert_tail {
