@@ -127,7 +127,9 @@ macro_rules! with_pool {
 }
 
 mod accounts;
+mod audit;
 mod db;
+pub use audit::{KeyOrder, Scope};
 pub use db::{Dialect, redact_url};
 
 #[derive(FromRow)]

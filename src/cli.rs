@@ -37,6 +37,49 @@ pub enum Command {
     /// Check a configuration: every value, and that storage, catalog and
     /// incident files can be reached and read.
     CheckConfig(Box<ServeArgs>),
+    /// Reconcile the catalog with storage (by listing) and report every
+    /// missing recording, unknown object and wrong size. Exits with status
+    /// 3 when unexplained losses exceed --max-unexplained.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// A directory of incident TOML files, besides the built-in one.
+    #[arg(long, env = "PLAYBACK_GATEWAY_INCIDENTS", value_name = "DIR")]
+    pub incidents: Option<PathBuf>,
+
+    /// Only this account's recordings.
+    #[arg(long, value_name = "SID")]
+    pub account: Option<String>,
+
+    /// Only recordings that started at or after this time (RFC 3339, e.g.
+    /// 2017-05-09T00:00:00Z, or a date, taken as midnight UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// Only recordings that started before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+
+    /// How the report is written to standard output.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::audit::OutputFormat,
+
+    /// Unexplained losses tolerated before the exit status says failure.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_unexplained: u64,
+
+    /// A burst: at least this many unexplained losses…
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub burst_min: usize,
+
+    /// …of calls ending within this long (`30m`).
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub burst_window: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -231,3 +231,84 @@ pub async fn set_account(args: &crate::cli::AccountArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `audit`: reconciles catalog and storage and prints the report; the
+/// exit status is 3 when unexplained losses exceed the threshold.
+pub async fn audit(args: &crate::cli::AuditArgs) -> anyhow::Result<()> {
+    use crate::audit::{BurstRule, Options, render};
+    use crate::catalog::Scope;
+
+    let file = FileConfig::load(args.store.config.as_deref())?;
+    let store = StoreConfig::resolve(&args.store, &file)?;
+    let time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<jiff::Timestamp>> {
+        v.as_deref()
+            .map(|s| {
+                s.parse::<jiff::civil::Date>()
+                    .ok()
+                    .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                    .map(|z| z.timestamp())
+                    .map_or_else(|| crate::import::parse_time(s), Ok)
+                    .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+            })
+            .transpose()
+    };
+    let scope = Scope {
+        account: args
+            .account
+            .as_deref()
+            .map(|a| a.parse().map_err(|e| anyhow::anyhow!("--account: {e}")))
+            .transpose()?,
+        from: time("from", &args.from)?,
+        to: time("to", &args.to)?,
+    };
+    if let (Some(f), Some(t)) = (scope.from, scope.to)
+        && t <= f
+    {
+        anyhow::bail!("--to must be after --from");
+    }
+    let window = crate::config::parse_duration("--burst-window", &args.burst_window)?;
+    let storage = crate::app::open_storage(&store).await?;
+    let catalog = crate::app::open_catalog(&store).await?;
+    let incidents_dir = args.incidents.clone().or(file.incidents.clone());
+    let registry =
+        crate::incidents::registry::Registry::load(catalog.clone(), incidents_dir.as_deref())
+            .await?;
+    let total = catalog.count_in_scope(&scope).await?;
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} recordings {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = {
+        let bar = bar.clone();
+        std::sync::Arc::new(move |n| bar.set_position(n))
+            as std::sync::Arc<dyn Fn(u64) + Send + Sync>
+    };
+    let report = crate::audit::audit(
+        &catalog,
+        storage,
+        &store.key_layout,
+        registry.snapshot().to_vec(),
+        Options {
+            scope,
+            burst: BurstRule {
+                min_losses: args.burst_min,
+                window,
+            },
+            progress: Some(progress),
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    print!("{}", render(&report, args.format));
+    let unexplained = report.summary.counts.missing_unexplained;
+    if unexplained > args.max_unexplained {
+        eprintln!(
+            "playback-gateway: {unexplained} unexplained losses (more than --max-unexplained {})",
+            args.max_unexplained
+        );
+        return Err(crate::Exit(3).into());
+    }
+    Ok(())
+}

@@ -29,6 +29,16 @@ fn calls_verb(i: &Incident) -> &'static str {
     }
 }
 
+/// The window in the incident's zone, and in UTC unless that is the same.
+fn window(i: &Incident) -> String {
+    let (local, utc) = (i.window_local(), i.window_utc());
+    if local == utc {
+        local
+    } else {
+        format!("{local} ({utc})")
+    }
+}
+
 fn lost(i: &Arc<Incident>) -> Explanation {
     // Incident texts are already single paragraphs (see `validate`).
     let mut paragraphs = vec![
@@ -46,12 +56,11 @@ fn lost(i: &Arc<Incident>) -> Explanation {
         title: format!("This recording was lost in incident {}", i.id()),
         detail: format!(
             "The audio of this call was permanently lost in incident {} ({}), which affected \
-             recordings of calls {} between {} ({}).",
+             recordings of calls {} between {}.",
             i.id(),
             i.spec.title,
             calls_verb(i),
-            i.window_local(),
-            i.window_utc()
+            window(i)
         ),
         paragraphs,
         notes: i.spec.notes.clone(),
@@ -68,12 +77,11 @@ fn recovering(i: &Arc<Incident>) -> Explanation {
         title: "This recording is missing while an incident is being handled".into(),
         detail: format!(
             "This recording is missing because of incident {} ({}), which affects recordings \
-             of calls {} between {} ({}) and {state}. It may come back: try again later.",
+             of calls {} between {} and {state}. It may come back: try again later.",
             i.id(),
             i.spec.title,
             calls_verb(i),
-            i.window_local(),
-            i.window_utc()
+            window(i)
         ),
         paragraphs: vec![i.spec.summary.clone()],
         notes: i.spec.notes.clone(),

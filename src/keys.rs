@@ -139,11 +139,70 @@ impl KeyLayout {
     pub fn as_str(&self) -> &str {
         &self.template
     }
+
+    /// The literal start of every key (`""` for the default layout): where
+    /// a listing of this layout's keys starts.
+    pub fn static_prefix(&self) -> &str {
+        let end = self.template.find('{').unwrap_or(self.template.len());
+        &self.template[..end]
+    }
+
+    /// How the catalog must be read to meet keys in their byte order. Every
+    /// placeholder renders to a fixed length (sids are 34 characters,
+    /// extensions 3), so keys sort as the tuple of their placeholders in
+    /// template order; with `{ext}` last, one recording's keys are also
+    /// next to each other. Other layouts cannot be reconciled by a merge.
+    pub fn audit_order(&self) -> Result<crate::catalog::KeyOrder, String> {
+        use crate::catalog::KeyOrder;
+        let at = |p: &str| self.template.find(p);
+        let ext = at("{ext}").unwrap_or(0);
+        let sid = at("{recording_sid}").unwrap_or(0);
+        if ext < sid {
+            return Err(format!(
+                "the audit needs {{ext}} after {{recording_sid}} in the key layout, not {:?}",
+                self.template
+            ));
+        }
+        match at("{account_sid}") {
+            None => Ok(KeyOrder::Sid),
+            Some(a) if a > ext => Err(format!(
+                "the audit needs {{ext}} to be the last placeholder of the key layout, not {:?}",
+                self.template
+            )),
+            Some(a) if a < sid => Ok(KeyOrder::AccountThenSid),
+            Some(_) => Ok(KeyOrder::SidThenAccount),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_order_follows_the_placeholders() {
+        use crate::catalog::KeyOrder;
+        let order = |t: &str| t.parse::<KeyLayout>().unwrap().audit_order();
+        assert_eq!(
+            KeyLayout::default().audit_order(),
+            Ok(KeyOrder::AccountThenSid)
+        );
+        assert_eq!(order("r/{recording_sid}.{ext}"), Ok(KeyOrder::Sid));
+        assert_eq!(
+            order("{recording_sid}/{account_sid}.{ext}"),
+            Ok(KeyOrder::SidThenAccount)
+        );
+        assert!(order("{ext}/{recording_sid}").is_err());
+        assert!(order("{recording_sid}.{ext}/{account_sid}").is_err());
+        assert_eq!(KeyLayout::default().static_prefix(), "");
+        assert_eq!(
+            "calls/{account_sid}/{recording_sid}.{ext}"
+                .parse::<KeyLayout>()
+                .unwrap()
+                .static_prefix(),
+            "calls/"
+        );
+    }
 
     #[test]
     fn default_layout_renders() {

@@ -73,6 +73,9 @@ impl Storage for Instrumented {
     fn describe(&self) -> String {
         self.0.describe()
     }
+    fn list(&self, prefix: &str) -> crate::storage::ListStream {
+        self.0.list(prefix)
+    }
 }
 
 /// The verdict a response answered, for the request metric and the log.

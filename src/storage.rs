@@ -22,6 +22,17 @@ pub use s3::{S3Options, S3Storage};
 
 use crate::range::ByteRange;
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+}
+
+/// Objects under a prefix, in byte order of their keys (as S3 lists them),
+/// fetched page by page as the stream is read.
+pub type ListStream = Pin<Box<dyn Stream<Item = Result<Listed, StorageError>> + Send>>;
+
 /// A body streamed out of storage, chunk by chunk.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
 
@@ -84,6 +95,14 @@ pub trait Storage: Send + Sync + 'static {
 
     /// A short description for logs and readiness (never a secret).
     fn describe(&self) -> String;
+
+    /// Every object whose key starts with `prefix`, in byte order of keys,
+    /// with flat memory (the loss audit reconciles it with the catalog).
+    fn list(&self, prefix: &str) -> ListStream {
+        let _ = prefix;
+        let err = StorageError::Misconfigured(format!("{} cannot list its keys", self.describe()));
+        Box::pin(futures_util::stream::once(async move { Err(err) }))
+    }
 }
 
 /// Keys come only from [`crate::keys::KeyLayout`], built from validated

@@ -112,6 +112,12 @@ impl<S: Storage> Storage for Breaker<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+
+    /// Listing is the audit's, not a listener's: it is not held back by an
+    /// open breaker, and its errors end the audit rather than trip it.
+    fn list(&self, prefix: &str) -> super::ListStream {
+        self.inner.list(prefix)
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use futures_util::TryStreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::{GetOptions, Object, ObjectMeta, Storage, StorageError, key_is_safe};
+use super::{
+    GetOptions, ListStream, Listed, Object, ObjectMeta, Storage, StorageError, key_is_safe,
+};
 
 /// Read buffer per stream: large enough for few syscalls, small enough that
 /// thousands of concurrent streams stay within a modest memory budget.
@@ -125,4 +127,81 @@ impl Storage for LocalStorage {
     fn describe(&self) -> String {
         format!("local directory {}", self.root.display())
     }
+
+    fn list(&self, prefix: &str) -> ListStream {
+        // A directory walk on a blocking thread, handing keys over through
+        // a small channel: the reader's pace bounds what is held.
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let (root, prefix) = (self.root.clone(), prefix.to_owned());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = walk(&root, "", &prefix, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }))
+    }
+}
+
+type Sender = tokio::sync::mpsc::Sender<Result<Listed, StorageError>>;
+
+/// Sends the files under `root/dir` whose keys start with `prefix`, in
+/// byte order of keys. Entries are sorted with a `/` after directory names,
+/// as their keys continue: `a.wav` (`.` is 0x2E) comes before `a/x` (`/` is
+/// 0x2F), though a plain sort of names would visit directory `a` first.
+/// Returns early (without error) once the receiver is gone.
+fn walk(root: &std::path::Path, dir: &str, prefix: &str, tx: &Sender) -> Result<(), StorageError> {
+    if tx.is_closed() {
+        return Ok(());
+    }
+    let path = root.join(dir);
+    let entries = match std::fs::read_dir(&path) {
+        Ok(entries) => entries,
+        Err(e) if dir.is_empty() => {
+            return Err(StorageError::Misconfigured(format!(
+                "{}: {e}",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(io_error(e, &path)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(e, &path))?;
+        let kind = entry.file_type().map_err(|e| io_error(e, &path))?;
+        // Keys are UTF-8; anything else is not one of ours.
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if kind.is_dir() {
+            names.push((format!("{dir}{name}/"), true));
+        } else if kind.is_file() {
+            names.push((format!("{dir}{name}"), false));
+        }
+    }
+    names.sort_unstable();
+    for (key, is_dir) in names {
+        if is_dir {
+            // Only directories that can hold keys with the prefix.
+            if key.starts_with(prefix) || prefix.starts_with(&key) {
+                walk(root, &key, prefix, tx)?;
+            }
+            continue;
+        }
+        if !key.starts_with(prefix) {
+            continue;
+        }
+        let md = std::fs::metadata(root.join(&key)).map_err(|e| io_error(e, &path))?;
+        if tx
+            .blocking_send(Ok(Listed {
+                key,
+                size: md.len(),
+            }))
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+    Ok(())
 }

@@ -9,11 +9,13 @@ use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_smithy_types::date_time::DateTime;
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 
 mod transport;
 
-use super::{GetOptions, Object, ObjectMeta, Storage, StorageError, key_is_safe};
+use super::{
+    GetOptions, ListStream, Listed, Object, ObjectMeta, Storage, StorageError, key_is_safe,
+};
 use crate::config::Secret;
 
 /// How to reach a bucket.
@@ -187,6 +189,38 @@ impl Storage for S3Storage {
 
     fn describe(&self) -> String {
         format!("s3 bucket {} prefix {:?}", self.bucket, self.prefix)
+    }
+
+    /// `ListObjectsV2` pages of 1,000 keys, fetched as the stream is read.
+    fn list(&self, prefix: &str) -> ListStream {
+        let strip = self.prefix.len();
+        let pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("{}{prefix}", self.prefix))
+            .into_paginator()
+            .send();
+        let pages = stream::unfold(pages, |mut pages| async move {
+            let page = pages.next().await?;
+            Some((page, pages))
+        });
+        Box::pin(pages.flat_map(move |page| {
+            let items: Vec<Result<Listed, StorageError>> = match page {
+                Err(e) => vec![Err(sdk_error("ListObjectsV2", e))],
+                Ok(page) => page
+                    .contents
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|o| {
+                        let key = o.key?.get(strip..)?.to_owned();
+                        let size = o.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+                        Some(Ok(Listed { key, size }))
+                    })
+                    .collect(),
+            };
+            stream::iter(items)
+        }))
     }
 }
 

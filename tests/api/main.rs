@@ -9,6 +9,7 @@ mod seaweed;
 mod access;
 mod access_more;
 mod audio;
+mod audit;
 mod browser;
 mod catalogs;
 mod conditional;
