@@ -321,7 +321,7 @@ fn both_schemas_have_the_same_versions() {
     };
     let sqlite = versions(sqlx::migrate!("./migrations/sqlite"));
     assert_eq!(sqlite, versions(sqlx::migrate!("./migrations/postgres")));
-    assert_eq!(sqlite.len(), 3);
+    assert_eq!(sqlite.len(), 4);
 }
 
 #[tokio::test]
