@@ -29,6 +29,8 @@ pub struct AppState {
     pub recordings: RecordingCache,
     /// Account API keys, cached briefly.
     pub keys: crate::cache::KeyCache,
+    /// Loss audits: the schedule and the latest report.
+    pub audits: crate::audit::Audits,
     pub registry: Registry,
     pub layout: Arc<KeyLayout>,
     /// Sent as `Retry-After` with every 503.
@@ -77,6 +79,7 @@ impl AppState {
             heads: HeadCache::new(storage, &config.cache),
             recordings: RecordingCache::new(catalog.clone(), &config.cache),
             keys: crate::cache::KeyCache::new(catalog.clone()),
+            audits: crate::audit::Audits::new(config.audit_every),
             catalog,
             registry,
             layout: Arc::new(config.store.key_layout.clone()),
@@ -194,6 +197,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let draining = self.state.draining.clone();
         let (limits, delay) = (self.state.limits_server, self.state.shutdown_delay);
+        let audits = self.state.audits.spawn_schedule(self.state.clone());
         let router = crate::http::router(self.state);
         let stop = async move {
             shutdown.await;
@@ -203,7 +207,11 @@ impl Application {
             tracing::info!(delay = ?delay, "shutdown: readiness says draining");
             tokio::time::sleep(delay).await;
         };
-        crate::server::serve(self.listener, router, limits, stop, self.grace).await?;
+        let served = crate::server::serve(self.listener, router, limits, stop, self.grace).await;
+        if let Some(audits) = audits {
+            audits.abort();
+        }
+        served?;
         Ok(())
     }
 }

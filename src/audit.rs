@@ -17,11 +17,13 @@ mod burst;
 mod reconcile;
 mod report;
 mod run;
+mod schedule;
 
 pub use burst::{Burst, BurstRule, find_bursts};
 pub use reconcile::{Context, reconcile};
 pub use report::{Format as OutputFormat, render};
 pub use run::{AuditError, Options, audit};
+pub use schedule::{Audits, RunError};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

@@ -407,6 +407,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PLAYBACK_GATEWAY_SHUTDOWN_DELAY", value_name = "DURATION")]
     pub shutdown_delay: Option<String>,
 
+    /// Run the loss audit at start and then this often (`6h`), showing the
+    /// latest on /audit and in the metrics; `off` [default: off].
+    #[arg(long, env = "PLAYBACK_GATEWAY_AUDIT_EVERY", value_name = "DURATION")]
+    pub audit_every: Option<String>,
+
     /// A directory of extra incident definitions (`*.toml`), loaded at
     /// start beside the shipped ones.
     #[arg(long, env = "PLAYBACK_GATEWAY_INCIDENTS", value_name = "DIR")]

@@ -104,6 +104,8 @@ pub struct Config {
     /// On shutdown, how long readiness says "draining" while connections
     /// are still accepted, so that a load balancer stops sending first.
     pub shutdown_delay: Duration,
+    /// Run the loss audit this often (and once at start); `None`: never.
+    pub audit_every: Option<Duration>,
 }
 
 /// Who may read without a credential, and how links and browsers are let in.
@@ -175,6 +177,7 @@ pub struct FileConfig {
     pub write_timeout: Option<String>,
     pub request_timeout: Option<String>,
     pub shutdown_delay: Option<String>,
+    pub audit_every: Option<String>,
 }
 
 /// A configuration error: says which setting and why.
@@ -400,6 +403,17 @@ impl Config {
                 file.shutdown_delay.as_deref(),
                 Duration::ZERO,
             )?,
+            audit_every: match args.audit_every.as_deref().or(file.audit_every.as_deref()) {
+                None | Some("off") => None,
+                Some(s) => {
+                    let what = "--audit-every (PLAYBACK_GATEWAY_AUDIT_EVERY, audit_every)";
+                    let d = parse_duration(what, s)?;
+                    if d < Duration::from_secs(60) {
+                        return Err(bad(what, format!("{s:?} is more often than once a minute")));
+                    }
+                    Some(d)
+                }
+            },
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod answer;
 mod api;
 mod assets;
 mod audio;
+mod audit;
 pub mod auth;
 mod body;
 mod crm;
@@ -106,6 +107,11 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/admin/keys", post(admin::create_key).get(admin::list_keys)),
         ("/admin/keys/{id}", axum::routing::delete(admin::revoke_key)),
         ("/admin/cache", axum::routing::delete(admin::flush_cache)),
+        ("/audit", get(audit::page)),
+        ("/admin/audit", get(audit::json)),
+        ("/admin/audit/findings.csv", get(audit::csv)),
+        ("/admin/audit/run", post(audit::run)),
+        ("/admin/audit/bursts/{n}/confirm", post(audit::confirm)),
         (
             "/admin/cache/recordings/{sid}",
             axum::routing::delete(admin::forget_recording),

@@ -71,6 +71,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     ..Default::default()
                 },
                 listen: Some(args.listen.clone()),
+                // The demo's /audit shows the seeded losses from the start.
+                audit_every: Some("1h".into()),
                 ..Default::default()
             };
             let config = Config::resolve(&serve_args, &FileConfig::default())?;

@@ -112,3 +112,30 @@ fn a_bad_catalog_url_names_its_setting_and_hides_its_password() {
     let store = StoreConfig::resolve(&StoreArgs::default(), &file).unwrap();
     assert_eq!(store.catalog_url, "postgres://gw:secret@db/catalog");
 }
+
+#[test]
+fn the_audit_schedule_is_off_by_default_and_sane_when_set() {
+    let resolve = |every: Option<&str>| {
+        let args = crate::cli::ServeArgs {
+            store: StoreArgs {
+                dir: Some(std::env::temp_dir().join("playback-audit-config-test")),
+                ..StoreArgs::default()
+            },
+            audit_every: every.map(str::to_owned),
+            ..crate::cli::ServeArgs::default()
+        };
+        Config::resolve(&args, &FileConfig::default()).map(|c| c.audit_every)
+    };
+    assert_eq!(resolve(None).unwrap(), None);
+    assert_eq!(resolve(Some("off")).unwrap(), None);
+    assert_eq!(
+        resolve(Some("6h")).unwrap(),
+        Some(Duration::from_secs(6 * 3600))
+    );
+    for bad in ["30s", "often", ""] {
+        let err = resolve(Some(bad)).unwrap_err().to_string();
+        assert!(err.contains("--audit-every"), "{bad:?}: {err}");
+    }
+    let file: FileConfig = toml::from_str("audit_every = \"1h\"").unwrap();
+    assert_eq!(file.audit_every.as_deref(), Some("1h"));
+}

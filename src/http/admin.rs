@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::incidents::registry::RegistryError;
 use crate::incidents::{IncidentSpec, Outcome};
 
-fn registry_error(e: RegistryError, state: &AppState) -> ApiError {
+pub(super) fn registry_error(e: RegistryError, state: &AppState) -> ApiError {
     match e {
         RegistryError::Invalid(e) => ApiError::BadRequest(e.to_string()),
         RegistryError::IdMismatch(..) => ApiError::BadRequest(e.to_string()),

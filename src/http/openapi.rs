@@ -36,6 +36,7 @@ pub struct Op {
 const PROBLEM: &str = "application/problem+json";
 const JSON: &str = "application/json";
 const HTML: &str = "text/html";
+const CSV: &str = "text/csv";
 
 /// The answers every recording route may give besides its own.
 const RECORDING_ERRORS: &[(u16, &str, &str)] = &[
@@ -204,6 +205,54 @@ pub const OPS: &[Op] = &[
         summary: "Forget what is cached about one recording",
         auth: Auth::Admin,
         responses: &[(204, "forgotten", JSON)],
+    },
+    Op {
+        method: "get",
+        path: "/audit",
+        summary: "The loss audit page: latest result, bursts to confirm, trend (HTTP Basic `admin`:token in a browser)",
+        auth: Auth::Admin,
+        responses: &[(200, "the page", HTML)],
+    },
+    Op {
+        method: "get",
+        path: "/admin/audit",
+        summary: "The latest loss audit (every finding), whether one runs, and the trend",
+        auth: Auth::Admin,
+        responses: &[(200, "audits", JSON)],
+    },
+    Op {
+        method: "get",
+        path: "/admin/audit/findings.csv",
+        summary: "The latest loss audit's findings, one per line",
+        auth: Auth::Admin,
+        responses: &[(200, "findings", CSV), (404, "no audit yet", PROBLEM)],
+    },
+    Op {
+        method: "post",
+        path: "/admin/audit/run",
+        summary: "Start a loss audit of everything now",
+        auth: Auth::Admin,
+        responses: &[
+            (202, "started", JSON),
+            (303, "started (a browser's form: back to /audit)", JSON),
+            (409, "one is running", PROBLEM),
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/admin/audit/bursts/{n}/confirm",
+        summary: "Confirm the latest audit's burst n (from 0) as an incident, with its draft",
+        auth: Auth::Admin,
+        responses: &[
+            (201, "the incident", JSON),
+            (
+                303,
+                "created (a browser's form: to the incident page)",
+                JSON,
+            ),
+            (404, "no such burst", PROBLEM),
+            (409, "the incident exists", PROBLEM),
+        ],
     },
     Op {
         method: "post",

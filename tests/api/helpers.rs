@@ -130,6 +130,8 @@ pub struct Options {
     pub breaker: BreakerConfig,
     pub server: ServerLimits,
     pub shutdown_delay: Duration,
+    /// `--audit-every`.
+    pub audit_every: Option<Duration>,
 }
 
 impl Default for Options {
@@ -146,6 +148,7 @@ impl Default for Options {
             breaker: BreakerConfig::default(),
             server: ServerLimits::default(),
             shutdown_delay: Duration::ZERO,
+            audit_every: None,
         }
     }
 }
@@ -296,6 +299,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         server: opts.server,
         request_timeout: Duration::from_secs(30),
         shutdown_delay: opts.shutdown_delay,
+        audit_every: opts.audit_every,
     };
     let registry = Registry::load(catalog.clone(), None).await.unwrap();
     let state = AppState::new(storage, catalog.clone(), registry, &config);
