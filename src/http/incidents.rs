@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde_json::json;
@@ -13,13 +14,16 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::lookup::{self, Resolved};
 use super::negotiate::{self, Repr};
-use super::pages::{self, Counts, RowView};
+use super::pages::{self, AccountImpact, Counts, ImpactView, RowView};
 use super::status::{csv_response, json_response, list_csv, recording_json, typed};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::catalog::TimeField;
 use crate::incidents::{Incident, MatchOn};
+use crate::sid::AccountSid;
 use crate::verdict::Verdict;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
 
 fn repr(headers: &HeaderMap) -> Repr {
     negotiate::for_status(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
@@ -66,6 +70,7 @@ async fn covered(
     state: &AppState,
     i: &Arc<Incident>,
     principal: &Principal,
+    only: Option<&AccountSid>,
 ) -> Result<(Vec<Resolved>, Counts), ApiError> {
     let field = match i.spec.match_on {
         MatchOn::Start => TimeField::Start,
@@ -79,11 +84,15 @@ async fn covered(
         .map_err(catalog_err)?;
     recs.retain(|r| i.covers(&r.sid, Some(r)).is_some());
     // SECURITY: an account sees only its own affected recordings.
-    recs.retain(|r| principal.account().is_none_or(|a| a == &r.account_sid));
+    let visible = |r: &crate::catalog::Recording| {
+        principal.account().is_none_or(|a| a == &r.account_sid)
+            && only.is_none_or(|a| a == &r.account_sid)
+    };
+    recs.retain(|r| visible(r));
     for sid in &i.spec.recordings {
         if !recs.iter().any(|r| &r.sid == sid)
             && let Some(r) = state.catalog.get(sid).await.map_err(catalog_err)?
-            && principal.account().is_none_or(|a| a == &r.account_sid)
+            && visible(&r)
         {
             recs.push(r);
         }
@@ -107,56 +116,171 @@ async fn covered(
     Ok((affected, counts))
 }
 
-/// `GET /incidents/{id}`.
+/// `?account=AC…`: one account's affected recordings.
+#[derive(Debug, Default, Deserialize)]
+pub struct ImpactQuery {
+    account: Option<String>,
+}
+
+fn impact_query(q: Result<Query<ImpactQuery>, QueryRejection>) -> Result<ImpactQuery, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))
+}
+
+/// Whose recordings to list, and in which zone: one account's in that
+/// account's zone (an account principal always sees its own), or all the
+/// caller may see in the incident's zone.
+async fn impact_scope(
+    state: &AppState,
+    i: &Incident,
+    principal: &Principal,
+    q: ImpactQuery,
+) -> Result<(Option<AccountSid>, TimeZone), ApiError> {
+    let requested = q
+        .account
+        .map(|a| a.parse::<AccountSid>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("account: {e}")))?;
+    let account = match (principal.account(), requested) {
+        // SECURITY: another account is answered as a non-existent one.
+        (Some(own), Some(r)) if *own != r => {
+            return Err(ApiError::NotFound("no such account".into()));
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, r) => r,
+    };
+    let tz = match &account {
+        Some(a) => state
+            .catalog
+            .account(a)
+            .await
+            .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?
+            .and_then(|acc| acc.time_zone)
+            .and_then(|z| TimeZone::get(&z).ok())
+            .unwrap_or_else(|| i.tz.clone()),
+        None => i.tz.clone(),
+    };
+    Ok((account, tz))
+}
+
+/// Lost and recovering per account, for the admin's overview.
+async fn by_account(state: &AppState, affected: &[Resolved]) -> Vec<AccountImpact> {
+    let mut rows: Vec<AccountImpact> = Vec::new();
+    for r in affected {
+        let Some(rec) = r.rec.as_deref() else {
+            continue;
+        };
+        let account = rec.account_sid.to_string();
+        let row = match rows.iter_mut().position(|x| x.account_sid == account) {
+            Some(n) => &mut rows[n],
+            None => {
+                rows.push(AccountImpact {
+                    account_sid: account,
+                    name: None,
+                    lost: 0,
+                    recovering: 0,
+                });
+                rows.last_mut().expect("just pushed")
+            }
+        };
+        match r.verdict {
+            Verdict::Lost(_) => row.lost += 1,
+            _ => row.recovering += 1,
+        }
+    }
+    rows.sort_by(|a, b| a.account_sid.cmp(&b.account_sid));
+    for row in &mut rows {
+        if let Ok(sid) = row.account_sid.parse()
+            && let Ok(Some(acc)) = state.catalog.account(&sid).await
+        {
+            row.name = acc.name;
+        }
+    }
+    rows
+}
+
+/// `GET /incidents/{id}[?account=AC…]`.
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    query: Result<Query<ImpactQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let query = impact_query(query)?;
     let (i, forced) = find(&state, &id)?;
     // The summary is public; which recordings it hit is not.
-    let (affected, counts) = match caller.require() {
-        Ok(principal) => covered(&state, &i, &principal).await?,
-        Err(_) => (Vec::new(), Counts::default()),
+    let (affected, counts, account, tz) = match caller.require() {
+        Ok(principal) => {
+            let (account, tz) = impact_scope(&state, &i, &principal, query).await?;
+            let (affected, counts) = covered(&state, &i, &principal, account.as_ref()).await?;
+            (affected, counts, account, tz)
+        }
+        Err(_) => (Vec::new(), Counts::default(), None, i.tz.clone()),
+    };
+    let overview = match (&account, caller.require()) {
+        (None, Ok(p)) if p.account().is_none() => by_account(&state, &affected).await,
+        _ => Vec::new(),
     };
     Ok(match forced.unwrap_or_else(|| repr(&headers)) {
-        Repr::Html => typed(
-            axum::http::StatusCode::OK,
-            "text/html; charset=utf-8",
-            pages::incident_page(
-                &state,
-                &i,
-                counts,
-                affected.iter().map(|r| RowView::new(r, &i.tz)).collect(),
-            ),
-        ),
-        Repr::Csv => csv_response(
-            list_csv(&affected, &i.tz)?,
-            &format!("incident-{}-affected.csv", i.id()),
-        ),
+        Repr::Html => {
+            let view = ImpactView {
+                account: account.as_ref().map(ToString::to_string),
+                tz_label: tz.iana_name().unwrap_or("UTC").to_owned(),
+                by_account: overview,
+            };
+            typed(
+                axum::http::StatusCode::OK,
+                "text/html; charset=utf-8",
+                pages::incident_page(
+                    &state,
+                    &i,
+                    counts,
+                    &view,
+                    affected.iter().map(|r| RowView::new(r, &tz)).collect(),
+                ),
+            )
+        }
+        Repr::Csv => csv_response(list_csv(&affected, &tz)?, &csv_name(&i, account.as_ref())),
         _ => {
             let mut body = incident_json(&i);
             let spec = serde_json::to_value(&i.spec).unwrap_or_default();
             body["definition"] = spec;
             body["counts"] = json!(counts);
+            if let Some(a) = &account {
+                body["account_sid"] = json!(a);
+            }
+            if !overview.is_empty() {
+                body["by_account"] = json!(overview);
+            }
             body["affected"] = json!(affected.iter().map(recording_json).collect::<Vec<_>>());
             json_response(&body)
         }
     })
 }
 
-/// `GET /incidents/{id}/affected.csv`, times in the incident's zone.
+fn csv_name(i: &Incident, account: Option<&AccountSid>) -> String {
+    match account {
+        Some(a) => format!("incident-{}-{a}-affected.csv", i.id()),
+        None => format!("incident-{}-affected.csv", i.id()),
+    }
+}
+
+/// `GET /incidents/{id}/affected.csv[?account=AC…]`: times in the
+/// account's zone for one account, else in the incident's.
 pub async fn affected_csv(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    query: Result<Query<ImpactQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let query = impact_query(query)?;
     let principal = caller.require()?;
     let (i, _) = find(&state, &id)?;
-    let (affected, _) = covered(&state, &i, &principal).await?;
+    let (account, tz) = impact_scope(&state, &i, &principal, query).await?;
+    let (affected, _) = covered(&state, &i, &principal, account.as_ref()).await?;
     Ok(csv_response(
-        list_csv(&affected, &i.tz)?,
-        &format!("incident-{}-affected.csv", i.id()),
+        list_csv(&affected, &tz)?,
+        &csv_name(&i, account.as_ref()),
     ))
 }

@@ -307,6 +307,24 @@ pub struct Counts {
     pub other: usize,
 }
 
+/// How many recordings of one account an incident hit.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccountImpact {
+    pub account_sid: String,
+    pub name: Option<String>,
+    pub lost: usize,
+    pub recovering: usize,
+}
+
+/// Whose affected recordings an incident page lists, in which zone.
+pub struct ImpactView {
+    /// One account's (`?account=`), or everyone's the caller may see.
+    pub account: Option<String>,
+    pub tz_label: String,
+    /// Per account, for the admin's overview (empty otherwise).
+    pub by_account: Vec<AccountImpact>,
+}
+
 #[derive(Template)]
 #[template(path = "incident.html")]
 struct IncidentPage<'a> {
@@ -316,16 +334,24 @@ struct IncidentPage<'a> {
     i: IncidentView,
     counts: Counts,
     tz_label: &'a str,
+    view: &'a ImpactView,
     rows: Vec<RowView>,
 }
 
-pub fn incident_page(state: &AppState, i: &Incident, counts: Counts, rows: Vec<RowView>) -> String {
+pub fn incident_page(
+    state: &AppState,
+    i: &Incident,
+    counts: Counts,
+    view: &ImpactView,
+    rows: Vec<RowView>,
+) -> String {
     render(&IncidentPage {
         demo: state.demo.is_some(),
         open: state.access.open,
         i: IncidentView::from(i),
         counts,
-        tz_label: &i.spec.time_zone,
+        tz_label: &view.tz_label,
+        view,
         rows,
     })
 }

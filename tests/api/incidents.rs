@@ -372,3 +372,148 @@ async fn html_is_escaped_everywhere() {
         );
     }
 }
+
+/// Impact export for account managers: per account, in the account's zone.
+#[tokio::test]
+async fn an_incident_lists_its_impact_per_account_in_each_accounts_zone() {
+    use playback_gateway::catalog::Account;
+    use playback_gateway::sid::AccountSid;
+    let app = crate::helpers::spawn_app_with(
+        Backend::Local,
+        crate::helpers::Options {
+            open: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (a, b): (AccountSid, AccountSid) = (random_sid("AC"), random_sid("AC"));
+    app.catalog
+        .upsert_account(&Account {
+            sid: a.clone(),
+            name: Some("Acme Berlin".into()),
+            auth_token: None,
+            time_zone: Some("Europe/Berlin".into()),
+        })
+        .await
+        .unwrap();
+    // Calls ending 18:00 UTC on 2017-05-09, inside the shipped incident.
+    let lost_a = app
+        .seed_with(
+            &a,
+            "2017-05-09T17:59:00Z",
+            60,
+            RecordingStatus::Completed,
+            false,
+        )
+        .await;
+    app.seed_with(
+        &a,
+        "2017-05-09T18:09:00Z",
+        60,
+        RecordingStatus::Completed,
+        false,
+    )
+    .await;
+    let lost_b = app
+        .seed_with(
+            &b,
+            "2017-05-09T17:59:00Z",
+            60,
+            RecordingStatus::Completed,
+            false,
+        )
+        .await;
+    let admin = |p: &str| app.get(p).bearer_auth(ADMIN_TOKEN);
+
+    // The admin's overview: every account, with links to each one's export.
+    let page = admin("/incidents/2017-05-09")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("By account"), "{page}");
+    assert!(page.contains(&format!("Acme Berlin ({a})")), "{page}");
+    assert!(
+        page.contains(&format!("/incidents/2017-05-09/affected.csv?account={b}")),
+        "{page}"
+    );
+    let json: Value = admin("/incidents/2017-05-09.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = json["by_account"].as_array().unwrap();
+    let row_a = rows
+        .iter()
+        .find(|r| r["account_sid"] == a.as_str())
+        .unwrap();
+    assert_eq!(
+        (row_a["lost"].as_u64(), row_a["name"].as_str()),
+        (Some(2), Some("Acme Berlin"))
+    );
+
+    // One account's export, in its own zone (CEST: UTC+2).
+    let res = admin(&format!("/incidents/2017-05-09/affected.csv?account={a}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(disposition.contains(a.as_str()), "{disposition}");
+    let csv = res.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains(&format!("{},", lost_a.sid)), "{csv}");
+    assert!(!csv.contains(lost_b.sid.as_str()), "{csv}");
+    assert!(csv.contains("2017-05-09 19:59:00"), "{csv}");
+    assert!(csv.contains("Europe/Berlin"), "{csv}");
+    let page = admin(&format!("/incidents/2017-05-09?account={a}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Start (Europe/Berlin)"), "{page}");
+    assert!(!page.contains("By account"), "{page}");
+
+    // An account's own key: its own recordings, its zone (none set: the
+    // incident's); another account's answers as a non-existent one.
+    let key_b = crate::access::key(&app, &b, true).await;
+    let csv = app
+        .get("/incidents/2017-05-09/affected.csv")
+        .bearer_auth(&key_b)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.contains(lost_b.sid.as_str()) && !csv.contains(lost_a.sid.as_str()),
+        "{csv}"
+    );
+    assert!(csv.contains("America/Los_Angeles"), "{csv}");
+    let res = app
+        .get(&format!("/incidents/2017-05-09/affected.csv?account={a}"))
+        .bearer_auth(&key_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // Garbage.
+    for bad in ["?account=nope", "?account=", "?account=AC00"] {
+        let res = admin(&format!("/incidents/2017-05-09/affected.csv{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
