@@ -31,6 +31,8 @@ pub struct AppState {
     pub keys: crate::cache::KeyCache,
     /// Loss audits: the schedule and the latest report.
     pub audits: crate::audit::Audits,
+    /// Whether other replicas' changes are heard (else caches are short).
+    pub freshness: crate::cache::Freshness,
     pub registry: Registry,
     pub layout: Arc<KeyLayout>,
     /// Sent as `Retry-After` with every 503.
@@ -74,10 +76,12 @@ impl AppState {
         config: &Config,
     ) -> Self {
         let storage: Arc<dyn Storage> = Arc::new(crate::observe::Instrumented(storage));
+        let freshness = crate::cache::Freshness::default();
         Self {
             metrics: crate::observe::handle(),
-            heads: HeadCache::new(storage, &config.cache),
-            recordings: RecordingCache::new(catalog.clone(), &config.cache),
+            heads: HeadCache::new(storage, &config.cache, freshness.clone()),
+            recordings: RecordingCache::new(catalog.clone(), &config.cache, freshness.clone()),
+            freshness,
             keys: crate::cache::KeyCache::new(catalog.clone()),
             audits: crate::audit::Audits::new(config.audit_every),
             catalog,
@@ -198,6 +202,7 @@ impl Application {
         let draining = self.state.draining.clone();
         let (limits, delay) = (self.state.limits_server, self.state.shutdown_delay);
         let audits = self.state.audits.spawn_schedule(self.state.clone());
+        let notices = crate::invalidation::spawn(self.state.clone());
         let router = crate::http::router(self.state);
         let stop = async move {
             shutdown.await;
@@ -208,8 +213,8 @@ impl Application {
             tokio::time::sleep(delay).await;
         };
         let served = crate::server::serve(self.listener, router, limits, stop, self.grace).await;
-        if let Some(audits) = audits {
-            audits.abort();
+        for task in [audits, notices].into_iter().flatten() {
+            task.abort();
         }
         served?;
         Ok(())

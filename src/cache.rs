@@ -9,6 +9,7 @@
 //! snapshot, so a registry change applies to the very next request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -26,18 +27,47 @@ pub enum Head {
     Missing,
 }
 
+/// Whether this gateway hears the other replicas' changes (see
+/// `crate::invalidation`). While it does not, what it caches lives at most
+/// [`DEGRADED_TTL`], so a change made through another replica shows within
+/// that time instead of the normal TTL.
+#[derive(Clone, Debug, Default)]
+pub struct Freshness(Arc<AtomicBool>);
+
+/// The longest anything is cached while changes cannot be heard.
+pub const DEGRADED_TTL: Duration = Duration::from_secs(2);
+
+impl Freshness {
+    pub fn degraded(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn set_degraded(&self, degraded: bool) {
+        self.0.store(degraded, Ordering::SeqCst);
+    }
+
+    fn cap(&self, ttl: Duration) -> Duration {
+        if self.degraded() {
+            ttl.min(DEGRADED_TTL)
+        } else {
+            ttl
+        }
+    }
+}
+
 /// Per-entry TTL: found entries live longer than negative ones.
 struct ByAnswer {
     ttl: Duration,
     negative_ttl: Duration,
+    freshness: Freshness,
 }
 
 impl Expiry<String, Head> for ByAnswer {
     fn expire_after_create(&self, _key: &String, value: &Head, _at: Instant) -> Option<Duration> {
-        Some(match value {
+        Some(self.freshness.cap(match value {
             Head::Found(_) => self.ttl,
             Head::Missing => self.negative_ttl,
-        })
+        }))
     }
 }
 
@@ -48,16 +78,16 @@ impl Expiry<RecordingSid, Option<Arc<Recording>>> for ByAnswer {
         value: &Option<Arc<Recording>>,
         _at: Instant,
     ) -> Option<Duration> {
-        Some(if value.is_some() {
+        Some(self.freshness.cap(if value.is_some() {
             self.ttl
         } else {
             self.negative_ttl
-        })
+        }))
     }
 }
 
 /// A size-bounded cache whose entries expire by what they hold.
-fn bounded<K, V>(config: &CacheConfig) -> Cache<K, V>
+fn bounded<K, V>(config: &CacheConfig, freshness: Freshness) -> Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -68,6 +98,7 @@ where
         .expire_after(ByAnswer {
             ttl: config.ttl,
             negative_ttl: config.negative_ttl,
+            freshness,
         })
         .build()
 }
@@ -80,9 +111,9 @@ pub struct RecordingCache {
 }
 
 impl RecordingCache {
-    pub fn new(catalog: Catalog, config: &CacheConfig) -> Self {
+    pub fn new(catalog: Catalog, config: &CacheConfig, freshness: Freshness) -> Self {
         Self {
-            entries: bounded(config),
+            entries: bounded(config, freshness),
             catalog,
         }
     }
@@ -172,9 +203,9 @@ pub struct HeadCache {
 }
 
 impl HeadCache {
-    pub fn new(storage: Arc<dyn Storage>, config: &CacheConfig) -> Self {
+    pub fn new(storage: Arc<dyn Storage>, config: &CacheConfig, freshness: Freshness) -> Self {
         Self {
-            entries: bounded(config),
+            entries: bounded(config, freshness),
             storage,
         }
     }
@@ -263,7 +294,10 @@ mod tests {
             negative_ttl: Duration::from_millis(100),
             max_entries: 100,
         };
-        (HeadCache::new(storage.clone(), &config), storage)
+        (
+            HeadCache::new(storage.clone(), &config, Freshness::default()),
+            storage,
+        )
     }
 
     #[tokio::test]

@@ -129,8 +129,10 @@ macro_rules! with_pool {
 mod accounts;
 mod audit;
 mod db;
+mod notify;
 pub use audit::{KeyOrder, Scope};
 pub use db::{Dialect, redact_url};
+pub use notify::{CHANNEL, Change};
 
 #[derive(FromRow)]
 struct Row {
@@ -307,7 +309,20 @@ impl Catalog {
             tx.commit().await?;
             changed
         });
+        if changed > 0 {
+            let mut sids: Vec<RecordingSid> = recs.iter().map(|r| r.sid.clone()).collect();
+            sids.dedup();
+            self.announce(Change::Recordings(sids)).await;
+        }
         Ok(changed)
+    }
+
+    /// The PostgreSQL pool, for listening to other replicas' changes.
+    pub(crate) fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.pool {
+            db::Pool::Postgres(p) => Some(p),
+            db::Pool::Sqlite(_) => None,
+        }
     }
 
     async fn select(&self, filter: &str, binds: &[&str]) -> Result<Vec<Recording>, CatalogError> {
@@ -383,6 +398,7 @@ impl Catalog {
             .execute(pool)
             .await?;
         });
+        self.announce(Change::Incidents).await;
         Ok(())
     }
 

@@ -41,6 +41,7 @@ pub mod http;
 pub mod import;
 pub mod incidents;
 pub mod ingest;
+pub mod invalidation;
 pub mod keys;
 pub mod observe;
 pub mod preconditions;

@@ -131,6 +131,9 @@ impl Catalog {
                 .await?
                 .rows_affected()
         });
+        if revoked > 0 {
+            self.announce(super::Change::Keys).await;
+        }
         Ok(revoked > 0)
     }
 }

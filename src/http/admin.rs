@@ -214,6 +214,10 @@ pub async fn flush_cache(
     state.heads.clear();
     state.recordings.clear();
     state.keys.clear();
+    state
+        .catalog
+        .announce(crate::catalog::Change::Everything)
+        .await;
     tracing::info!("caches flushed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -62,9 +62,27 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
                 "storage": detail(storage.map_err(|e| e.to_string())),
                 "catalog": detail(catalog.map_err(|e| e.to_string())),
                 "incidents": { "status": if incidents > 0 { "ok" } else { "failing" }, "loaded": incidents },
+                "changes": changes(&state),
             }
         })),
     )
+}
+
+/// Whether other replicas' changes are heard (PostgreSQL catalogs). Not
+/// hearing them does not make the replica unready: it still answers
+/// correctly, with caches short enough to see changes within seconds.
+fn changes(state: &AppState) -> Value {
+    match state.catalog.dialect() {
+        crate::catalog::Dialect::Sqlite => json!({ "status": "single node" }),
+        crate::catalog::Dialect::Postgres if state.freshness.degraded() => json!({
+            "status": "degraded",
+            "detail": format!(
+                "other replicas' changes are not heard; caches live at most {} s",
+                crate::cache::DEGRADED_TTL.as_secs()
+            ),
+        }),
+        crate::catalog::Dialect::Postgres => json!({ "status": "listening" }),
+    }
 }
 
 /// `GET /metrics`: Prometheus text format, for the admin credential.

@@ -101,6 +101,31 @@ impl Registry {
             .clone()
     }
 
+    /// Re-reads the incidents stored in the catalog (another replica
+    /// changed one); file incidents stay as loaded. A stored incident that
+    /// no longer validates is skipped with a warning, not fatal: the rest
+    /// of the registry must go on explaining.
+    pub async fn reload_stored(&self) -> Result<(), CatalogError> {
+        let mut all: Vec<Arc<Incident>> = self
+            .snapshot()
+            .iter()
+            .filter(|i| i.origin == Origin::File)
+            .cloned()
+            .collect();
+        for json in self.catalog.incident_specs().await? {
+            let incident = serde_json::from_str::<IncidentSpec>(&json)
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.validate(Origin::Admin).map_err(|e| e.to_string()));
+            match incident {
+                Ok(i) if !all.iter().any(|x| x.id() == i.id()) => all.push(Arc::new(i)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "a stored incident is unreadable; skipped"),
+            }
+        }
+        self.replace(all);
+        Ok(())
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Incident>> {
         self.snapshot().iter().find(|i| i.id() == id).cloned()
     }

@@ -105,6 +105,7 @@ pub struct TestApp {
     pub catalog: Catalog,
     pub layout: KeyLayout,
     pub state: AppState,
+    pub catalog_url: String,
     seeder: Seeder,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -132,6 +133,9 @@ pub struct Options {
     pub shutdown_delay: Duration,
     /// `--audit-every`.
     pub audit_every: Option<Duration>,
+    /// Another replica: this catalog URL and recordings directory (from
+    /// [`TestApp::store`]) instead of fresh ones.
+    pub replica_of: Option<(String, std::path::PathBuf)>,
 }
 
 impl Default for Options {
@@ -149,6 +153,7 @@ impl Default for Options {
             server: ServerLimits::default(),
             shutdown_delay: Duration::ZERO,
             audit_every: None,
+            replica_of: None,
         }
     }
 }
@@ -222,7 +227,10 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let (storage, seeder): (Arc<dyn Storage>, Seeder) = match backend {
         Backend::Local | Backend::Postgres => {
-            let root = dir.path().join("recordings");
+            let root = match &opts.replica_of {
+                Some((_, root)) => root.clone(),
+                None => dir.path().join("recordings"),
+            };
             std::fs::create_dir_all(&root).unwrap();
             (Arc::new(LocalStorage::new(&root)), Seeder::Local(root))
         }
@@ -263,11 +271,12 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
             (Arc::new(Breaker::new(storage, opts.breaker)), seeder)
         }
     };
-    let catalog_url = match backend {
-        Backend::Local | Backend::S3 => {
+    let catalog_url = match (&opts.replica_of, backend) {
+        (Some((url, _)), _) => url.clone(),
+        (None, Backend::Local | Backend::S3) => {
             format!("sqlite://{}", dir.path().join("catalog.db").display())
         }
-        Backend::Postgres => postgres::fresh_database().await,
+        (None, Backend::Postgres) => postgres::fresh_database().await,
     };
     let catalog = Catalog::connect(&catalog_url).await.unwrap();
     let layout = KeyLayout::default();
@@ -320,6 +329,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         catalog,
         layout,
         state,
+        catalog_url,
         seeder,
         stop: Some(stop_tx),
         server: Some(server),
@@ -446,6 +456,14 @@ impl TestApp {
                     .await
                     .unwrap();
             }
+        }
+    }
+
+    /// This app's catalog URL and recordings directory, for a replica.
+    pub fn store(&self) -> (String, std::path::PathBuf) {
+        match &self.seeder {
+            Seeder::Local(root) => (self.catalog_url.clone(), root.clone()),
+            Seeder::S3 { .. } => panic!("store() on the S3 backend"),
         }
     }
 

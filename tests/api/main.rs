@@ -21,4 +21,5 @@ mod ingest;
 mod lifecycle;
 mod limits;
 mod players;
+mod replicas;
 mod verdicts;
