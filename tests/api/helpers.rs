@@ -133,6 +133,9 @@ pub struct Options {
     pub shutdown_delay: Duration,
     /// `--audit-every`.
     pub audit_every: Option<Duration>,
+    /// Another S3 store than the shared SeaweedFS, for seeding and serving
+    /// alike (the multi-node cluster test).
+    pub store_endpoint: Option<String>,
     /// Another replica: this catalog URL and recordings directory (from
     /// [`TestApp::store`]) instead of fresh ones.
     pub replica_of: Option<(String, std::path::PathBuf)>,
@@ -154,6 +157,7 @@ impl Default for Options {
             shutdown_delay: Duration::ZERO,
             audit_every: None,
             replica_of: None,
+            store_endpoint: None,
         }
     }
 }
@@ -235,8 +239,11 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
             (Arc::new(LocalStorage::new(&root)), Seeder::Local(root))
         }
         Backend::S3 => {
-            let weed = seaweed::shared();
-            let admin = s3_client(&weed.s3_endpoint, seaweed::SECRET_KEY).await;
+            let store = match &opts.store_endpoint {
+                Some(e) => e.clone(),
+                None => seaweed::shared().s3_endpoint.clone(),
+            };
+            let admin = s3_client(&store, seaweed::SECRET_KEY).await;
             let (bucket, prefix) = if opts.bucket_exists {
                 create_bucket(admin.client(), SHARED_BUCKET).await;
                 (
@@ -252,7 +259,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
             let storage = S3Storage::connect(&S3Options {
                 bucket: bucket.clone(),
                 prefix: prefix.clone(),
-                endpoint: Some(opts.s3_endpoint.clone().unwrap_or(weed.s3_endpoint.clone())),
+                endpoint: Some(opts.s3_endpoint.clone().unwrap_or(store)),
                 region: Some("us-east-1".into()),
                 path_style: true,
                 credentials: Some((

@@ -12,6 +12,7 @@ mod audio;
 mod audit;
 mod browser;
 mod catalogs;
+mod cluster;
 mod conditional;
 mod demo;
 mod errors;

@@ -28,7 +28,7 @@ pub fn shared() -> &'static Weed {
     WEED.get_or_init(start)
 }
 
-fn weed_binary() -> PathBuf {
+pub fn weed_binary() -> PathBuf {
     if let Ok(p) = std::env::var("PLAYBACK_GATEWAY_WEED") {
         return p.into();
     }
@@ -47,7 +47,7 @@ fn free(port: u16) -> bool {
 }
 
 /// Five consecutive ports P..P+4 whose gRPC twins (+10000) are free too.
-fn free_base() -> u16 {
+pub fn free_base() -> u16 {
     for _ in 0..200 {
         let base = 20_000 + (rand::random::<u16>() % 900) * 10;
         if (0..5).all(|i| free(base + i) && free(base + i + 10_000)) {
