@@ -4,6 +4,7 @@
 //! and, with `--watch NAME=PID`, the memory and CPU of the watched
 //! processes while it ran. `bench/run` drives it; see `bench/README.md`.
 
+mod bulk;
 mod closed;
 mod conn;
 mod report;
@@ -63,6 +64,12 @@ enum Cmd {
     Quiet(QuietArgs),
     /// Turns a run's raw JSON files into the results JSON and Markdown.
     Report(report::Args),
+    /// Uploads one small object per key of a file, concurrently (presigned PUTs).
+    PutMany(bulk::PutManyArgs),
+    /// Lists a bucket whole (`ListObjectsV2` pages) and counts: the listing alone.
+    List(bulk::ListArgs),
+    /// Runs a command (after `--`): wall time, exit status, CPU, peak RSS.
+    Measure(bulk::MeasureArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,6 +233,14 @@ async fn watched(
     Ok(res)
 }
 
+/// A storage job under the watcher, bounded by an hour.
+async fn s3_limit(
+    w: &watch::WatchArgs,
+    load: impl std::future::Future<Output = anyhow::Result<Value>>,
+) -> anyhow::Result<Value> {
+    watched(w, Duration::from_secs(3600), load).await
+}
+
 async fn wait(args: WaitArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + secs(args.timeout)?;
     loop {
@@ -319,6 +334,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let margin = Duration::from_secs(60);
     let out = match cli.cmd {
         Cmd::Seed(a) => s3::seed(a).await?,
+        Cmd::PutMany(a) => s3_limit(w, bulk::put_many(a)).await?,
+        Cmd::List(a) => s3_limit(w, bulk::list(a)).await?,
+        Cmd::Measure(a) => {
+            let limit = secs(a.timeout)? + margin;
+            watched(w, limit, async move {
+                tokio::task::spawn_blocking(move || bulk::measure(&a)).await?
+            })
+            .await?
+        }
         Cmd::Presign(a) => {
             print!("{}", s3::presign(a).await?);
             return Ok(());

@@ -50,7 +50,7 @@ pub struct PresignArgs {
     pub expires_s: u64,
 }
 
-fn client(store: &Store) -> Client {
+pub fn client(store: &Store) -> Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -71,19 +71,17 @@ fn client(store: &Store) -> Client {
 /// Objects larger than this go up in parts of this size.
 const PART: u64 = 16 << 20;
 
-/// Creates the bucket (waiting for the store to be ready) and uploads the
-/// objects.
-pub async fn seed(args: SeedArgs) -> anyhow::Result<Value> {
-    let s3 = client(&args.store);
-    let bucket = &args.store.bucket;
+/// Creates the bucket, waiting up to a minute for the store to be ready;
+/// a bucket that already exists is fine.
+pub async fn ensure_bucket(s3: &Client, bucket: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match s3.create_bucket().bucket(bucket).send().await {
-            Ok(_) => break,
+            Ok(_) => return Ok(()),
             Err(e) => {
                 let e = aws_sdk_s3::error::DisplayErrorContext(e).to_string();
                 if e.contains("BucketAlreadyOwnedByYou") || e.contains("BucketAlreadyExists") {
-                    break;
+                    return Ok(());
                 }
                 if Instant::now() > deadline {
                     bail!("the store does not create bucket {bucket}: {e}");
@@ -92,6 +90,14 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<Value> {
             }
         }
     }
+}
+
+/// Creates the bucket (waiting for the store to be ready) and uploads the
+/// objects.
+pub async fn seed(args: SeedArgs) -> anyhow::Result<Value> {
+    let s3 = client(&args.store);
+    let bucket = &args.store.bucket;
+    ensure_bucket(&s3, bucket).await?;
     let started = Instant::now();
     let mut total = 0u64;
     for spec in &args.objects {

@@ -88,7 +88,7 @@ pub fn machine_busy_ticks() -> u64 {
     total.saturating_sub(idle)
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
