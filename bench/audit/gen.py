@@ -8,7 +8,9 @@ gen.py fixtures ROWS ACCOUNTS DIR
                        incident covers them), over ACCOUNTS accounts;
     DIR/keys           the storage keys of 99 % of them, {account}/{sid}.mp3;
     DIR/missing        the sids of the other 1 % (a seeded random sample),
-                       sorted: what the audit must report, and only that.
+                       sorted: what the audit must report, and only that;
+    DIR/missing-keys   their keys (uploaded later, for an audit with nothing
+                       to report).
 
 gen.py scan DB PAGE
     Reads the catalog alone as the audit does: every column of every
@@ -32,9 +34,11 @@ def fixtures(rows, accounts, out):
                 '"formats":["mp3"]}\n' % (sid, account, i, start))
             if i not in missing:
                 keys.write("%s/%s.mp3\n" % (account, sid))
-    with open(os.path.join(out, "missing"), "w") as f:
+    with open(os.path.join(out, "missing"), "w") as f, \
+            open(os.path.join(out, "missing-keys"), "w") as k:
         for i in sorted(missing):
             f.write("RE%032x\n" % i)
+            k.write("AC%032x/RE%032x.mp3\n" % (i % accounts, i))
 
 
 COLUMNS = ("sid, account_sid, call_sid, start_time, duration, channels, source, "
