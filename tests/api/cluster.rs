@@ -1,8 +1,9 @@
-//! A distributed store: a SeaweedFS master, two volume servers with every
-//! object on both (replication `001`), and a filer with the S3 gateway,
-//! each its own process on loopback. With one volume server stopped the
-//! recordings still play; with both stopped the answer is 503 (or a cut
-//! stream), never a loss.
+//! Two gateway replicas, a PostgreSQL catalog and a distributed store: a
+//! SeaweedFS master, two volume servers with every object on both
+//! (replication `001`), and a filer with the S3 gateway, each its own
+//! process on loopback. With one volume server stopped the recordings
+//! still play through either replica; with both stopped the answer is 503
+//! (or a cut stream), never a loss.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -176,55 +177,70 @@ impl Cluster {
 }
 
 #[tokio::test]
-async fn a_replicated_store_plays_with_one_volume_server_down_and_never_says_lost() {
+async fn two_replicas_over_a_replicated_store_play_with_one_volume_server_down_and_never_say_lost()
+{
     let mut cluster = start_cluster();
     cluster.wait_for_volumes().await;
-    let app = spawn_app_with(
-        Backend::S3,
-        Options {
-            store_endpoint: Some(cluster.s3.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
+    // Two gateway replicas: one PostgreSQL catalog, one bucket and prefix.
+    let catalog = crate::postgres::fresh_database().await;
+    let prefix = format!("t-{}/", uuid::Uuid::new_v4().simple());
+    let replica = || Options {
+        store_endpoint: Some(cluster.s3.clone()),
+        s3_prefix: Some(prefix.clone()),
+        catalog_url: Some(catalog.clone()),
+        ..Options::default()
+    };
+    let a = spawn_app_with(Backend::S3, replica()).await;
+    let b = spawn_app_with(Backend::S3, replica()).await;
     let mut recordings = Vec::new();
     for len in [50_000, 120_000, 300_000] {
-        recordings.push(app.seed(len).await);
+        recordings.push(a.seed(len).await);
     }
-    for s in &recordings {
-        let res = app.get(&s.path(Format::Wav)).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(res.bytes().await.unwrap(), s.bytes, "{}", cluster.logs());
+    for app in [&a, &b] {
+        for s in &recordings {
+            let res = app.get(&s.path(Format::Wav)).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(res.bytes().await.unwrap(), s.bytes, "{}", cluster.logs());
+        }
     }
 
-    // One volume server down: every recording still plays, whole.
+    // One volume server down: every recording still plays, whole, through
+    // either replica.
     cluster.volumes[0].stop();
-    for s in &recordings {
-        for f in Format::ALL {
-            let res = app.get(&s.path(f)).send().await.unwrap();
-            assert_eq!(
-                res.status(),
-                StatusCode::OK,
-                "{}\n{}",
-                s.path(f),
-                cluster.logs()
-            );
-            assert_eq!(res.bytes().await.unwrap(), s.bytes, "{}", s.path(f));
+    for app in [&a, &b] {
+        for s in &recordings {
+            for f in Format::ALL {
+                let res = app.get(&s.path(f)).send().await.unwrap();
+                assert_eq!(
+                    res.status(),
+                    StatusCode::OK,
+                    "{}\n{}",
+                    s.path(f),
+                    cluster.logs()
+                );
+                assert_eq!(res.bytes().await.unwrap(), s.bytes, "{}", s.path(f));
+            }
         }
     }
 
     // Both down: the audio cannot be read. Never a loss: a 503 before the
     // headers, or a stream cut short (the headers were already sent).
     cluster.volumes[1].stop();
-    let flush = app
-        .client
-        .delete(app.url("/admin/cache"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(flush.status(), StatusCode::NO_CONTENT);
-    for s in &recordings {
+    for app in [&a, &b] {
+        let flush = app
+            .client
+            .delete(app.url("/admin/cache"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(flush.status(), StatusCode::NO_CONTENT);
+    }
+    for (app, s) in [
+        (&a, &recordings[0]),
+        (&b, &recordings[1]),
+        (&b, &recordings[2]),
+    ] {
         let res = app.get(&s.path(Format::Mp3)).send().await.unwrap();
         let status = res.status();
         assert!(

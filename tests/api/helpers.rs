@@ -136,6 +136,10 @@ pub struct Options {
     /// Another S3 store than the shared SeaweedFS, for seeding and serving
     /// alike (the multi-node cluster test).
     pub store_endpoint: Option<String>,
+    /// This key prefix in the shared bucket (replicas over S3 share one).
+    pub s3_prefix: Option<String>,
+    /// This catalog (replicas over S3 share a PostgreSQL one).
+    pub catalog_url: Option<String>,
     /// Another replica: this catalog URL and recordings directory (from
     /// [`TestApp::store`]) instead of fresh ones.
     pub replica_of: Option<(String, std::path::PathBuf)>,
@@ -158,6 +162,8 @@ impl Default for Options {
             audit_every: None,
             replica_of: None,
             store_endpoint: None,
+            s3_prefix: None,
+            catalog_url: None,
         }
     }
 }
@@ -248,7 +254,9 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
                 create_bucket(admin.client(), SHARED_BUCKET).await;
                 (
                     SHARED_BUCKET.to_string(),
-                    format!("t-{}/", uuid::Uuid::new_v4().simple()),
+                    opts.s3_prefix
+                        .clone()
+                        .unwrap_or_else(|| format!("t-{}/", uuid::Uuid::new_v4().simple())),
                 )
             } else {
                 (
@@ -279,6 +287,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         }
     };
     let catalog_url = match (&opts.replica_of, backend) {
+        (_, _) if opts.catalog_url.is_some() => opts.catalog_url.clone().unwrap_or_default(),
         (Some((url, _)), _) => url.clone(),
         (None, Backend::Local | Backend::S3) => {
             format!("sqlite://{}", dir.path().join("catalog.db").display())
