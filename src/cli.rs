@@ -284,6 +284,11 @@ pub struct StoreArgs {
         value_name = "DURATION"
     )]
     pub s3_read_timeout: Option<String>,
+
+    /// Bytes read from a store connection at a time: memory per slow
+    /// listener against CPU per byte of fast downloads [default: 16384].
+    #[arg(long, env = "PLAYBACK_GATEWAY_S3_READ_BUFFER", value_name = "BYTES")]
+    pub s3_read_buffer: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

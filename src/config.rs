@@ -155,6 +155,7 @@ pub struct FileConfig {
     pub s3_secret_access_key: Option<Secret>,
     pub s3_connect_timeout: Option<String>,
     pub s3_read_timeout: Option<String>,
+    pub s3_read_buffer: Option<usize>,
     pub cache_ttl: Option<String>,
     pub cache_negative_ttl: Option<String>,
     pub cache_max_entries: Option<u64>,

@@ -143,5 +143,15 @@ pub(super) fn s3_options(
             file.s3_read_timeout.as_deref(),
             Duration::from_secs(10),
         )?,
+        read_buffer: match args.s3_read_buffer.or(file.s3_read_buffer) {
+            None => crate::storage::DEFAULT_READ_BUFFER,
+            Some(n) if (8 * 1024..=4 * 1024 * 1024).contains(&n) => n,
+            Some(n) => {
+                return Err(ConfigError(format!(
+                    "--s3-read-buffer (PLAYBACK_GATEWAY_S3_READ_BUFFER, s3_read_buffer): {n} \
+                     bytes is outside 8192 to 4194304"
+                )));
+            }
+        },
     })
 }

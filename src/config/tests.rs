@@ -139,3 +139,25 @@ fn the_audit_schedule_is_off_by_default_and_sane_when_set() {
     let file: FileConfig = toml::from_str("audit_every = \"1h\"").unwrap();
     assert_eq!(file.audit_every.as_deref(), Some("1h"));
 }
+
+#[test]
+fn the_s3_read_buffer_is_bounded() {
+    let resolve = |n: Option<usize>| {
+        let args = StoreArgs {
+            storage: Some("s3://calls".into()),
+            catalog: Some("sqlite:///tmp/playback-read-buffer-test.db".into()),
+            s3_read_buffer: n,
+            ..StoreArgs::default()
+        };
+        StoreConfig::resolve(&args, &FileConfig::default()).map(|c| match c.storage {
+            StorageConfig::S3(o) => o.read_buffer,
+            StorageConfig::Local { .. } => 0,
+        })
+    };
+    assert_eq!(resolve(None).unwrap(), 16 * 1024);
+    assert_eq!(resolve(Some(262_144)).unwrap(), 262_144);
+    for bad in [0, 100, 5 * 1024 * 1024] {
+        let err = resolve(Some(bad)).unwrap_err().to_string();
+        assert!(err.contains("--s3-read-buffer"), "{bad}: {err}");
+    }
+}

@@ -12,6 +12,7 @@ use aws_smithy_types::date_time::DateTime;
 use futures_util::{StreamExt, stream};
 
 mod transport;
+pub use transport::DEFAULT_READ_BUFFER;
 
 use super::{
     GetOptions, ListStream, Listed, Object, ObjectMeta, Storage, StorageError, key_is_safe,
@@ -37,6 +38,9 @@ pub struct S3Options {
     /// Longest wait for response headers of one attempt, and for any one
     /// read of a body: a stalled store turns into an error, not a hang.
     pub read_timeout: Duration,
+    /// Bytes read from a store connection at a time (see
+    /// [`transport::DEFAULT_READ_BUFFER`]).
+    pub read_buffer: usize,
 }
 
 /// A bucket (and key prefix) reached through the AWS SDK.
@@ -56,7 +60,9 @@ impl S3Storage {
             .operation_attempt_timeout(opts.read_timeout)
             .build();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(transport::Transport::new(opts.connect_timeout).into_shared())
+            .http_client(
+                transport::Transport::new(opts.connect_timeout, opts.read_buffer).into_shared(),
+            )
             .timeout_config(timeouts)
             .region(Region::new(
                 opts.region.clone().unwrap_or_else(|| "us-east-1".into()),

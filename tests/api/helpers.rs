@@ -199,6 +199,7 @@ pub async fn s3_client(endpoint: &str, secret: &str) -> S3Storage {
         credentials: Some((seaweed::ACCESS_KEY.into(), Secret::new(secret))),
         connect_timeout: Duration::from_secs(1),
         read_timeout: Duration::from_secs(5),
+        read_buffer: playback_gateway::storage::DEFAULT_READ_BUFFER,
     })
     .await
 }
@@ -276,6 +277,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
                 )),
                 connect_timeout: Duration::from_secs(1),
                 read_timeout: opts.s3_read_timeout,
+                read_buffer: playback_gateway::storage::DEFAULT_READ_BUFFER,
             })
             .await;
             let seeder = Seeder::S3 {
