@@ -133,6 +133,12 @@ impl RecordingCache {
             .await
     }
 
+    /// What is cached for a recording, without asking the catalog: `None`
+    /// when nothing is.
+    pub async fn cached(&self, sid: &RecordingSid) -> Option<Option<Arc<Recording>>> {
+        self.entries.get(sid).await
+    }
+
     /// Forgets a recording at once (ingest or admin changed it).
     pub async fn invalidate(&self, sid: &RecordingSid) {
         self.entries.invalidate(sid).await;

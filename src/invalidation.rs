@@ -90,13 +90,16 @@ async fn apply(state: &AppState, change: Change) {
     metrics::counter!("playback_invalidation_notices_total").increment(1);
     match change {
         Change::Recordings(sids) => {
+            // Only what this replica has cached matters; asking the
+            // catalog about each sid would turn another replica's import
+            // of a million rows into a million queries here. Storage
+            // answers are cached under keys built from the account, which
+            // the cached entry knows (both are cached by the same request).
             for sid in sids {
-                state.recordings.invalidate(&sid).await;
-                // The keys depend on the account, which the notice does
-                // not carry: forget every format under any account by
-                // dropping the catalog entry, then the heads it renders.
-                if let Ok(Some(rec)) = state.catalog.get(&sid).await {
-                    state.forget(&rec).await;
+                match state.recordings.cached(&sid).await {
+                    Some(Some(rec)) => state.forget(&rec).await,
+                    Some(None) => state.recordings.invalidate(&sid).await,
+                    None => {}
                 }
             }
         }
