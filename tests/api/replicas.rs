@@ -69,6 +69,16 @@ where
     t.elapsed()
 }
 
+/// The test's incident (calls ending 09:00-09:02 UTC on 2017-06-03).
+fn incident(status: &str) -> Value {
+    json!({
+        "id": "replica-test", "title": "Replica test", "status": status,
+        "outcome": "lost", "time_zone": "UTC", "starts": "2017-06-03T09:00:00",
+        "ends": "2017-06-03T09:02:00", "match_on": "end", "summary": "A test.",
+        "impact": "Some were lost.", "what_to_do": "Nothing."
+    })
+}
+
 async fn verdict(app: &TestApp, path: &str) -> (StatusCode, Value) {
     let res = app
         .get(path)
@@ -143,12 +153,7 @@ async fn a_change_through_one_replica_shows_through_the_other_at_once() {
         .client
         .post(a.url("/admin/incidents"))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "id": "replica-test", "title": "Replica test", "status": "resolved",
-            "outcome": "lost", "time_zone": "UTC", "starts": "2017-06-03T09:00:00",
-            "ends": "2017-06-03T09:02:00", "match_on": "end", "summary": "A test.",
-            "impact": "Some were lost.", "what_to_do": "Nothing."
-        }))
+        .json(&incident("resolved"))
         .send()
         .await
         .unwrap();
@@ -169,12 +174,7 @@ async fn a_change_through_one_replica_shows_through_the_other_at_once() {
         .client
         .put(a.url("/admin/incidents/replica-test"))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "id": "replica-test", "title": "Replica test", "status": "investigating",
-            "outcome": "lost", "time_zone": "UTC", "starts": "2017-06-03T09:00:00",
-            "ends": "2017-06-03T09:02:00", "match_on": "end", "summary": "A test.",
-            "impact": "Some were lost.", "what_to_do": "Nothing."
-        }))
+        .json(&incident("investigating"))
         .send()
         .await
         .unwrap();
