@@ -45,11 +45,16 @@ pub async fn create(
         .await
         .map_err(|e| registry_error(e, &state))?;
     tracing::info!(id = incident.id(), "incident created");
-    let mut res = (StatusCode::CREATED, Json(incident_json(&incident))).into_response();
+    Ok(created(&incident))
+}
+
+/// 201 with the incident, and its page as `Location`.
+pub(super) fn created(incident: &crate::incidents::Incident) -> Response {
+    let mut res = (StatusCode::CREATED, Json(incident_json(incident))).into_response();
     if let Ok(v) = HeaderValue::from_str(&incident.href()) {
         res.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(res)
+    res
 }
 
 /// `PUT /admin/incidents/{id}`.

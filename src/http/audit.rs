@@ -13,8 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::admin::registry_error;
-use super::answer::incident_json;
+use super::admin::{created, registry_error};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::status::typed;
@@ -158,11 +157,7 @@ pub async fn confirm(
     if wants_page(&headers) {
         return Ok(see_other(&incident.href()));
     }
-    let mut res = (StatusCode::CREATED, Json(incident_json(&incident))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&incident.href()) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(created(&incident))
 }
 
 /// `GET /audit`: the page.
@@ -181,11 +176,11 @@ pub async fn page(State(state): State<AppState>, caller: Caller) -> Result<Respo
         latest: latest.as_deref().map(|r| LatestView::new(r, &state)),
         runs: runs(&state).await?.iter().map(TrendRow::from).collect(),
     };
-    let body = page.render().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "template failed");
-        "This page could not be rendered.".into()
-    });
-    Ok(typed(StatusCode::OK, "text/html; charset=utf-8", body))
+    Ok(typed(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        super::pages::render(&page),
+    ))
 }
 
 #[derive(Template)]

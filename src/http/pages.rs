@@ -78,7 +78,7 @@ impl From<&Incident> for IncidentView {
 
 /// Renders a template; a template error is a bug, logged, and the page
 /// degrades to a line of text rather than a 500 with internals.
-fn render(t: &impl Template) -> String {
+pub(super) fn render(t: &impl Template) -> String {
     t.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, "template failed");
         "This page could not be rendered.".into()

@@ -335,6 +335,11 @@ async fn the_command_refuses_garbage_clearly() {
     );
 }
 
+/// Sends a request and reads its body as text.
+async fn text(req: reqwest::RequestBuilder) -> String {
+    req.send().await.unwrap().text().await.unwrap()
+}
+
 /// Polls the admin JSON until an audit result is there (bounded).
 async fn latest(app: &TestApp) -> serde_json::Value {
     for _ in 0..200 {
@@ -424,35 +429,17 @@ async fn the_admin_runs_reads_and_confirms_audits_over_http() {
     assert_eq!(body["latest"]["counts"]["missing_unexplained"], 6, "{body}");
     assert_eq!(body["latest"]["bursts"][0]["losses"], 6);
     assert_eq!(body["runs"].as_array().unwrap().len(), 1);
-    let csv = app
-        .get("/admin/audit/findings.csv")
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = text(
+        app.get("/admin/audit/findings.csv")
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
     assert_eq!(csv.lines().count(), 7, "{csv}");
-    let page = admin_basic(app.get("/audit"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(admin_basic(app.get("/audit"))).await;
     assert!(page.contains("Loss burst: 6 unexplained losses"), "{page}");
     assert!(page.contains("/admin/audit/bursts/0/confirm"), "{page}");
     assert!(page.contains(&lost[0].sid.to_string()), "{page}");
-    let metrics = app
-        .get("/metrics")
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text(app.get("/metrics").bearer_auth(ADMIN_TOKEN)).await;
     assert!(
         metrics.contains("playback_audit_findings{kind=\"missing_unexplained\"} 6"),
         "{metrics}"
@@ -505,13 +492,7 @@ async fn the_admin_runs_reads_and_confirms_audits_over_http() {
         .await
         .unwrap();
     assert_eq!(body["availability"]["verdict"], "recovering", "{body}");
-    let page = admin_basic(app.get("/audit"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(admin_basic(app.get("/audit"))).await;
     assert!(
         page.contains("Confirmed: <a href=\"/incidents/audit-20170602-1000\">"),
         "{page}"
