@@ -285,8 +285,9 @@ pub struct StoreArgs {
     )]
     pub s3_read_timeout: Option<String>,
 
-    /// Bytes read from a store connection at a time: memory per slow
-    /// listener against CPU per byte of fast downloads [default: 16384].
+    /// Largest read from a plain-HTTP store for a listener that keeps up
+    /// (slow listeners get 16 KiB reads): CPU per byte of fast downloads
+    /// against their memory [default: 262144].
     #[arg(long, env = "PLAYBACK_GATEWAY_S3_READ_BUFFER", value_name = "BYTES")]
     pub s3_read_buffer: Option<usize>,
 }

@@ -154,8 +154,8 @@ fn the_s3_read_buffer_is_bounded() {
             StorageConfig::Local { .. } => 0,
         })
     };
-    assert_eq!(resolve(None).unwrap(), 16 * 1024);
-    assert_eq!(resolve(Some(262_144)).unwrap(), 262_144);
+    assert_eq!(resolve(None).unwrap(), 256 * 1024);
+    assert_eq!(resolve(Some(16_384)).unwrap(), 16_384);
     for bad in [0, 100, 5 * 1024 * 1024] {
         let err = resolve(Some(bad)).unwrap_err().to_string();
         assert!(err.contains("--s3-read-buffer"), "{bad}: {err}");

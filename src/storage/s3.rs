@@ -8,11 +8,12 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
-use aws_smithy_types::date_time::DateTime;
+use aws_sdk_s3::presigning::PresigningConfig;
 use futures_util::{StreamExt, stream};
 
+mod fetch;
 mod transport;
-pub use transport::DEFAULT_READ_BUFFER;
+pub use fetch::MIN_READ;
 
 use super::{
     GetOptions, ListStream, Listed, Object, ObjectMeta, Storage, StorageError, key_is_safe,
@@ -38,10 +39,20 @@ pub struct S3Options {
     /// Longest wait for response headers of one attempt, and for any one
     /// read of a body: a stalled store turns into an error, not a hang.
     pub read_timeout: Duration,
-    /// Bytes read from a store connection at a time (see
-    /// [`transport::DEFAULT_READ_BUFFER`]).
+    /// The largest body read from the store, for a listener that keeps up
+    /// (a slow one gets [`MIN_READ`]; see [`fetch::read_size`]).
     pub read_buffer: usize,
 }
+
+/// `--s3-read-buffer` by default: reads this large cost a download about
+/// half the CPU per byte of 16 KiB reads, and only listeners that drain as
+/// fast get them.
+pub const DEFAULT_READ_BUFFER: usize = 256 * 1024;
+
+/// Attempts of one GET before the store is declared unavailable.
+const ATTEMPTS: u32 = 3;
+/// A presigned GET is sent at once; this only bounds its retries.
+const PRESIGNED_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// A bucket (and key prefix) reached through the AWS SDK.
 #[derive(Clone, Debug)]
@@ -49,6 +60,9 @@ pub struct S3Storage {
     client: Client,
     bucket: String,
     prefix: String,
+    /// Object bodies on our own connections, for plain-HTTP endpoints (the
+    /// usual in-cluster store); `None` sends them through the SDK.
+    fetcher: Option<fetch::Fetcher>,
 }
 
 impl S3Storage {
@@ -60,9 +74,7 @@ impl S3Storage {
             .operation_attempt_timeout(opts.read_timeout)
             .build();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(
-                transport::Transport::new(opts.connect_timeout, opts.read_buffer).into_shared(),
-            )
+            .http_client(transport::Transport::new(opts.connect_timeout).into_shared())
             .timeout_config(timeouts)
             .region(Region::new(
                 opts.region.clone().unwrap_or_else(|| "us-east-1".into()),
@@ -83,10 +95,18 @@ impl S3Storage {
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(opts.path_style)
             .build();
+        let plain_http = opts.endpoint.as_deref().is_some_and(|e| {
+            e.get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+        });
+        let fetcher = plain_http.then(|| {
+            fetch::Fetcher::new(opts.connect_timeout, opts.read_timeout, opts.read_buffer)
+        });
         Self {
             client: Client::from_conf(config),
             bucket: opts.bucket.clone(),
             prefix: opts.prefix.clone(),
+            fetcher,
         }
     }
 
@@ -118,6 +138,64 @@ impl S3Storage {
             .await
             .map_err(|e| sdk_error("GetObject", e))
     }
+
+    /// A GET on our own connections, signed by the SDK and retried as it
+    /// would: transient failures only, before the first byte, after a
+    /// jittered pause.
+    async fn fetch(
+        &self,
+        fetcher: &fetch::Fetcher,
+        key: &str,
+        range: Option<String>,
+        if_match: Option<&str>,
+    ) -> Result<fetch::Response, StorageError> {
+        let presigning = PresigningConfig::expires_in(PRESIGNED_FOR)
+            .map_err(|e| StorageError::Misconfigured(format!("GetObject: {e}")))?;
+        let signed = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .set_if_match(if_match.map(str::to_owned))
+            .presigned(presigning)
+            .await
+            .map_err(|e| sdk_error("GetObject", e))?;
+        let uri: hyper::Uri = signed.uri().parse().map_err(|e| {
+            StorageError::Misconfigured(format!("GetObject: an unusable signed URL: {e}"))
+        })?;
+        let mut attempt = 1;
+        loop {
+            let why = match fetcher.get(&uri, signed.headers()).await {
+                Ok(r) if (200..300).contains(&r.head.status) => return Ok(r),
+                Ok(fetch::Response { head, body }) => {
+                    let code = body.error_code().await;
+                    let why = format!(
+                        "GetObject: {} {}",
+                        head.status,
+                        code.as_deref().unwrap_or("(no error code)")
+                    );
+                    match classify(head.status, code.as_deref()) {
+                        Kind::Unavailable => why,
+                        kind => return Err(kind.error(why)),
+                    }
+                }
+                Err(e) => format!("GetObject: {e}"),
+            };
+            if attempt >= ATTEMPTS {
+                return Err(StorageError::Unavailable(why));
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// The pause before retry `attempt + 1`: "full jitter" up to 100 ms × 2^n,
+/// so a store that throttles is not hit again in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 100u64 << attempt.min(6);
+    Duration::from_millis(rand::random_range(0..=cap))
 }
 
 #[async_trait::async_trait]
@@ -133,7 +211,11 @@ impl Storage for S3Storage {
             .send()
             .await;
         match out {
-            Ok(out) => meta(out.content_length(), out.e_tag(), out.last_modified()),
+            Ok(out) => meta(
+                length(out.content_length()),
+                out.e_tag(),
+                time(out.last_modified()),
+            ),
             // A HEAD response has no body, so a 404 carries no error code:
             // a missing key and a missing bucket look the same. Ask again
             // with a one-byte GET, whose error body tells them apart, so a
@@ -143,9 +225,9 @@ impl Storage for S3Storage {
                     .get_object(&key, Some("bytes=0-0".into()), None)
                     .await?;
                 meta(
-                    total_from_content_range(out.content_range()).or(out.content_length()),
+                    total_from_content_range(out.content_range()).or(length(out.content_length())),
                     out.e_tag(),
-                    out.last_modified(),
+                    time(out.last_modified()),
                 )
             }
             Err(e) => Err(sdk_error("HeadObject", e)),
@@ -156,30 +238,52 @@ impl Storage for S3Storage {
     async fn get(&self, key: &str, opts: GetOptions<'_>) -> Result<Object, StorageError> {
         let key = self.full_key(key)?;
         let range = opts.range.map(|r| format!("bytes={}-{}", r.start, r.end));
-        let out = self.get_object(&key, range, opts.if_match).await?;
-        let size = match opts.range {
-            Some(_) => total_from_content_range(out.content_range()),
-            None => out.content_length(),
+        let (length, content_range, etag, last_modified, body) = match &self.fetcher {
+            Some(fetcher) => {
+                let fetch::Response { head, body } =
+                    self.fetch(fetcher, &key, range, opts.if_match).await?;
+                let body = body.map(|chunk| {
+                    chunk.map_err(|e| StorageError::Unavailable(format!("GetObject body: {e}")))
+                });
+                let h = head;
+                (
+                    h.content_length,
+                    h.content_range,
+                    h.etag,
+                    h.last_modified,
+                    body.boxed(),
+                )
+            }
+            None => {
+                let out = self.get_object(&key, range, opts.if_match).await?;
+                let body = stream::unfold(out.body, |mut body| async move {
+                    let chunk = body.next().await?;
+                    let chunk = chunk
+                        .map_err(|e| StorageError::Unavailable(format!("GetObject body: {e}")));
+                    Some((chunk, body))
+                });
+                (
+                    length(out.content_length),
+                    out.content_range,
+                    out.e_tag,
+                    time(out.last_modified.as_ref()),
+                    body.boxed(),
+                )
+            }
         };
-        let meta = meta(size, out.e_tag(), out.last_modified())?;
+        let size = match opts.range {
+            Some(_) => total_from_content_range(content_range.as_deref()),
+            None => length,
+        };
+        let meta = meta(size, etag.as_deref(), last_modified)?;
         if let Some(r) = opts.range {
             // A store that ignored the Range header would send the whole
             // object under our 206 headers; refuse instead.
-            let expected = i64::try_from(r.len()).ok();
-            if out.content_length() != expected || r.end >= meta.size {
+            if length != Some(r.len()) || r.end >= meta.size {
                 return Err(StorageError::Changed);
             }
         }
-        let body = stream::unfold(out.body, |mut body| async move {
-            let chunk = body.next().await?;
-            let chunk =
-                chunk.map_err(|e| StorageError::Unavailable(format!("GetObject body: {e}")));
-            Some((chunk, body))
-        });
-        Ok(Object {
-            meta,
-            body: Box::pin(body),
-        })
+        Ok(Object { meta, body })
     }
 
     async fn check(&self) -> Result<(), StorageError> {
@@ -231,14 +335,11 @@ impl Storage for S3Storage {
 }
 
 fn meta(
-    size: Option<i64>,
+    size: Option<u64>,
     etag: Option<&str>,
-    last_modified: Option<&DateTime>,
+    last_modified: Option<SystemTime>,
 ) -> Result<ObjectMeta, StorageError> {
-    let size = size
-        .and_then(|s| u64::try_from(s).ok())
-        .ok_or_else(|| StorageError::Unavailable("response without a length".into()))?;
-    let last_modified = last_modified.and_then(|d| SystemTime::try_from(*d).ok());
+    let size = size.ok_or_else(|| StorageError::Unavailable("response without a length".into()))?;
     let etag = match etag {
         Some(t) if t.starts_with('"') && t.ends_with('"') && t.len() >= 2 => t.to_owned(),
         Some(t) if !t.is_empty() && !t.contains('"') => format!("\"{t}\""),
@@ -258,8 +359,18 @@ fn meta(
     })
 }
 
+/// The SDK's signed lengths, as sizes.
+fn length(n: Option<i64>) -> Option<u64> {
+    n.and_then(|n| u64::try_from(n).ok())
+}
+
+/// The SDK's timestamps, as the standard library's.
+fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
+    t.and_then(|d| SystemTime::try_from(*d).ok())
+}
+
 /// The total length in `Content-Range: bytes a-b/total`.
-fn total_from_content_range(v: Option<&str>) -> Option<i64> {
+fn total_from_content_range(v: Option<&str>) -> Option<u64> {
     v?.rsplit_once('/')?.1.trim().parse().ok()
 }
 
@@ -274,13 +385,7 @@ where
         // Timeouts, connection refused/reset, truncated responses: transient.
         _ => Kind::Unavailable,
     };
-    let message = || format!("{op}: {}", DisplayErrorContext(&err));
-    match kind {
-        Kind::NotFound => StorageError::NotFound,
-        Kind::Changed => StorageError::Changed,
-        Kind::Unavailable => StorageError::Unavailable(message()),
-        Kind::Misconfigured => StorageError::Misconfigured(message()),
-    }
+    kind.error(format!("{op}: {}", DisplayErrorContext(&err)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +394,17 @@ enum Kind {
     Changed,
     Unavailable,
     Misconfigured,
+}
+
+impl Kind {
+    fn error(self, message: String) -> StorageError {
+        match self {
+            Kind::NotFound => StorageError::NotFound,
+            Kind::Changed => StorageError::Changed,
+            Kind::Unavailable => StorageError::Unavailable(message),
+            Kind::Misconfigured => StorageError::Misconfigured(message),
+        }
+    }
 }
 
 /// Pure classification of a service error by HTTP status and S3 code.

@@ -31,16 +31,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-/// Bytes read from a store connection at a time, by default
-/// (`--s3-read-buffer`). Large enough for any S3 response head (a few
-/// hundred bytes; user metadata is capped at 2 KB), small enough that
-/// thousands of slow streams fit in little memory. The price is paid by
-/// fast downloads: one read and one write per 16 KiB costs the gateway
-/// ~0.7 ms of CPU per MB instead of ~0.3 with 400 KB reads (bench/run, one
-/// 1 GiB stream). Players far outnumber bulk downloads, so memory per
-/// listener wins by default; a deployment that mostly exports can choose
-/// a larger buffer.
-pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
+/// Bytes read from a store connection at a time. Large enough for any S3
+/// response head (a few hundred bytes; user metadata is capped at 2 KB),
+/// small enough that thousands of slow streams fit in little memory. Object
+/// bodies from plain-HTTP stores take the faster path of `fetch`; through
+/// here come the SDK's calls and the bodies from HTTPS endpoints.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// How long an idle pooled connection to the store is kept for reuse.
 const POOL_IDLE: Duration = Duration::from_secs(60);
@@ -57,10 +53,7 @@ pub struct Transport {
 impl Transport {
     /// A transport for `http://` and `https://` endpoints (TLS with the
     /// system's root certificates).
-    /// `read_buffer`: up to 16 KiB, exactly that per read; above, hyper's
-    /// adaptive buffer, which starts at 8 KiB and grows to it on fast
-    /// connections.
-    pub fn new(connect_timeout: Duration, read_buffer: usize) -> Self {
+    pub fn new(connect_timeout: Duration) -> Self {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
@@ -88,11 +81,7 @@ impl Transport {
         builder
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE);
-        if read_buffer <= DEFAULT_READ_BUFFER {
-            builder.http1_read_buf_exact_size(read_buffer);
-        } else {
-            builder.http1_max_buf_size(read_buffer);
-        }
+        builder.http1_read_buf_exact_size(READ_BUFFER);
         let client = builder.build(https);
         Self { client }
     }
