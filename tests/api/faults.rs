@@ -35,6 +35,9 @@ pub enum Fault {
     ResetMidBody(usize),
     /// Pass the headers and this many body bytes of GETs, then close cleanly.
     Truncate(usize),
+    /// Pass the headers and this many body bytes of GETs, then send nothing
+    /// more, the connection left open.
+    StallMidBody(usize),
     /// Fail the next `n` requests with 500, then pass.
     FailFirst(usize),
 }
@@ -151,7 +154,7 @@ async fn handle(
     let mut up = TcpStream::connect(upstream).await?;
     up.write_all(request.as_bytes()).await?;
     let limit = match current {
-        Fault::ResetMidBody(k) | Fault::Truncate(k) if is_get => Some(k),
+        Fault::ResetMidBody(k) | Fault::Truncate(k) | Fault::StallMidBody(k) if is_get => Some(k),
         _ => None,
     };
     let mut seen_head: Option<usize> = None;
@@ -175,10 +178,12 @@ async fn handle(
                 if chunk.len() >= allowed {
                     chunk = &chunk[..allowed];
                     client.write_all(chunk).await?;
-                    if matches!(current, Fault::ResetMidBody(_)) {
-                        client.set_zero_linger()?;
-                    } else {
-                        client.shutdown().await?;
+                    match current {
+                        Fault::ResetMidBody(_) => client.set_zero_linger()?,
+                        Fault::StallMidBody(_) => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await
+                        }
+                        _ => client.shutdown().await?,
                     }
                     return Ok(());
                 }
@@ -311,7 +316,11 @@ async fn transient_errors_are_retried_before_the_first_byte() {
 #[tokio::test]
 async fn a_body_cut_short_aborts_the_response() {
     let (app, proxy) = app_behind_proxy().await;
-    for fault in [Fault::ResetMidBody(100_000), Fault::Truncate(100_000)] {
+    for fault in [
+        Fault::ResetMidBody(100_000),
+        Fault::Truncate(100_000),
+        Fault::StallMidBody(100_000),
+    ] {
         let rec = in_window(&app, 1_000_000).await;
         // Warm the metadata, then break the body.
         assert_eq!(
@@ -323,6 +332,7 @@ async fn a_body_cut_short_aborts_the_response() {
             StatusCode::OK
         );
         proxy.set(fault);
+        let started = Instant::now();
         let res = app.get(&rec.path(Format::Mp3)).send().await.unwrap();
         let mut body = res.bytes_stream();
         let (mut got, mut failed) = (0, false);
@@ -338,6 +348,13 @@ async fn a_body_cut_short_aborts_the_response() {
         assert!(
             failed && got < rec.bytes.len(),
             "{fault:?}: {got} bytes and no error"
+        );
+        // A store that stops sending mid-body is cut off at the read
+        // deadline (700 ms here), not waited for.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{fault:?}: took {:?}",
+            started.elapsed()
         );
         proxy.set(Fault::Pass);
         let res = app.get(&rec.path(Format::Mp3)).send().await.unwrap();
