@@ -19,9 +19,23 @@ use crate::incidents::registry::Registry;
 use crate::keys::KeyLayout;
 use crate::storage::{Breaker, BreakerConfig, LocalStorage, S3Storage, Storage, StorageError};
 
-/// Everything a request handler needs: cheap handles, cloned per request.
+/// Everything a request handler needs, cloned per request (and per layer
+/// of middleware): one reference count, whatever [`Shared`] holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares: handles to the caches, catalog, registry and
+/// settings.
+#[derive(Clone)]
+pub struct Shared {
     /// Storage behind its metadata cache.
     pub heads: HeadCache,
     pub catalog: Catalog,
@@ -77,7 +91,7 @@ impl AppState {
     ) -> Self {
         let storage: Arc<dyn Storage> = Arc::new(crate::observe::Instrumented(storage));
         let freshness = crate::cache::Freshness::default();
-        Self {
+        Self(Arc::new(Shared {
             metrics: crate::observe::handle(),
             heads: HeadCache::new(storage, &config.cache, freshness.clone()),
             recordings: RecordingCache::new(catalog.clone(), &config.cache, freshness.clone()),
@@ -100,7 +114,13 @@ impl AppState {
             request_timeout: config.request_timeout,
             shutdown_delay: config.shutdown_delay,
             demo: None,
-        }
+        }))
+    }
+
+    /// The same state, serving the demo.
+    pub fn with_demo(mut self, demo: Arc<crate::demo::DemoInfo>) -> Self {
+        Arc::make_mut(&mut self.0).demo = Some(demo);
+        self
     }
 }
 

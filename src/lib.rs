@@ -170,9 +170,8 @@ pub async fn demo_state(config: &Config, dir: &std::path::Path) -> anyhow::Resul
     config.access.link_keys =
         access::parse_link_keys(&manifest.link_key).map_err(anyhow::Error::msg)?;
     config.admin_token = Some(config::Secret::new(manifest.admin_token.clone()));
-    let mut state = app::AppState::new(storage, catalog, registry, &config);
-    state.demo = Some(manifest.info());
-    Ok(state)
+    let state = app::AppState::new(storage, catalog, registry, &config);
+    Ok(state.with_demo(manifest.info()))
 }
 
 async fn serve(state: app::AppState, config: &Config) -> anyhow::Result<()> {

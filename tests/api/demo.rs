@@ -36,7 +36,7 @@ async fn the_demo_answers_every_recording_as_its_manifest_says() {
         .await
         .unwrap();
     assert_eq!(
-        again.admin_token.unwrap().expose(),
+        again.admin_token.as_ref().unwrap().expose(),
         manifest.admin_token.as_str()
     );
 
