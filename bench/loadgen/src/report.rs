@@ -5,8 +5,9 @@
 //!
 //! Raw file names: `throughput-{path}-{bytes}-c{connections}`,
 //! `seek-{path}`, `rps-{status|lost}-{path}`, `stream-{path}`,
-//! `mem-idle`, `mem-slow-{clients}`; `path` is `direct`, `nginx` or
-//! `gateway`.
+//! `mem-idle`, `mem-slow-{clients}`; `path` is `direct`, `nginx`,
+//! `gateway` or `replicas` (two gateway replicas behind nginx, in a table
+//! of their own).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,6 +15,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+
+use crate::util::round3;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,7 +61,7 @@ fn human_bytes(n: u64) -> String {
 /// then streams, full files (by size, connections, path), seeks, answers.
 fn run_order(name: &str) -> (usize, u64, u64, usize, String) {
     let path = |s: &str| {
-        ["direct", "nginx", "gateway"]
+        ["direct", "nginx", "gateway", "replicas"]
             .iter()
             .position(|p| s.contains(p))
     };
@@ -99,6 +102,14 @@ fn with_ratio(v: Option<f64>, direct: Option<f64>, decimals: usize) -> String {
         (Some(v), Some(d)) if d > 0.0 => format!("{v:.decimals$} ({:.2}×)", v / d),
         (Some(v), _) => format!("{v:.decimals$}"),
         (None, _) => "—".into(),
+    }
+}
+
+/// A bare ratio, e.g. `0.93×`.
+fn ratio(v: Option<f64>, base: Option<f64>) -> String {
+    match (v, base) {
+        (Some(v), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
+        _ => "—".into(),
     }
 }
 
@@ -399,21 +410,148 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
         t.goal(measure, growth, &target, pass);
     }
 
-    // Where the CPU went.
+    // Two gateway replicas behind nginx, against the same store.
+    let mut replica_rows: Vec<Value> = Vec::new();
+    let mut rkeys: Vec<(u64, u64)> = phases
+        .keys()
+        .filter_map(|k| k.strip_prefix("throughput-replicas-"))
+        .filter_map(|rest| {
+            let (size, conns) = rest.split_once("-c")?;
+            Some((size.parse().ok()?, conns.parse().ok()?))
+        })
+        .collect();
+    rkeys.sort_unstable();
+    let answers: Vec<(&str, &str)> = [
+        ("status", "status JSON, playback link"),
+        ("lost", "lost recording's answer (410), playback link"),
+    ]
+    .into_iter()
+    .filter(|(kind, _)| phases.contains_key(&format!("rps-{kind}-replicas")))
+    .collect();
+    if !rkeys.is_empty() || !answers.is_empty() {
+        let _ = writeln!(
+            t.md,
+            "\n## Two gateway replicas behind nginx\n\n\
+             Two gateway replicas (the same release binary, flags and link keys as the gateway \
+             above, no data directory) share one PostgreSQL catalog, holding the same import, \
+             and the same SeaweedFS; a second server of the same nginx balances them round robin \
+             over keep-alive upstream connections (64 idle), as it proxies storage above. The \
+             requests are the gateway column's, with the same signed links, sent to that nginx. \
+             Everything ran on the same {} cores: both replicas, nginx, SeaweedFS, PostgreSQL and \
+             the load generator share them, so this table shows what the extra hop costs \
+             (nginx's CPU and one more copy of every byte, taken from the cores the gateway \
+             uses), not the capacity a second replica adds: that takes replicas on machines of \
+             their own. \
+             For the answers, direct's column is storage's own HEAD, as above.\n",
+            m("nproc")
+        );
+        let _ = writeln!(
+            t.md,
+            "| measure | direct (storage) | gateway | 2 replicas + nginx | 2 replicas + nginx vs gateway |"
+        );
+        let _ = writeln!(t.md, "| --- | ---: | ---: | ---: | ---: |");
+        let mut row = |md: &mut String,
+                       measure: String,
+                       unit: &str,
+                       (d, g, r): (Option<f64>, Option<f64>, Option<f64>),
+                       decimals: usize| {
+            let _ = writeln!(
+                md,
+                "| {measure} | {} | {} | {} | {} |",
+                fmt(d, decimals),
+                with_ratio(g, d, decimals),
+                with_ratio(r, d, decimals),
+                ratio(r, g),
+            );
+            let div = |a: Option<f64>, b: Option<f64>| {
+                a.zip(b)
+                    .filter(|(_, b)| *b > 0.0)
+                    .map(|(a, b)| round3(a / b))
+            };
+            replica_rows.push(json!({
+                "measure": measure,
+                "unit": unit,
+                "direct": d,
+                "gateway": g,
+                "replicas": r,
+                "replicas_vs_direct": div(r, d),
+                "replicas_vs_gateway": div(r, g),
+            }));
+        };
+        for (size, conns) in rkeys {
+            let mbps = |p: &str| get(&format!("throughput-{p}-{size}-c{conns}"), "/mb_per_s");
+            row(
+                &mut t.md,
+                format!(
+                    "full file {}, {conns} connections (MB/s)",
+                    human_bytes(size)
+                ),
+                "MB/s",
+                (mbps("direct"), mbps("gateway"), mbps("replicas")),
+                0,
+            );
+        }
+        for (kind, what) in answers {
+            let v = |p: &str, ptr: &str| get(&format!("rps-{kind}-{p}"), ptr);
+            for (ptr, measure, unit, decimals) in [
+                (
+                    "/requests_per_s",
+                    format!("{what} (requests/s)"),
+                    "requests/s",
+                    0,
+                ),
+                (
+                    "/latency_ms/p99",
+                    format!("{what}: latency p99 (ms)"),
+                    "ms",
+                    2,
+                ),
+            ] {
+                row(
+                    &mut t.md,
+                    measure,
+                    unit,
+                    (v("direct", ptr), v("gateway", ptr), v("replicas", ptr)),
+                    decimals,
+                );
+            }
+        }
+    }
+
+    // Where the CPU went. With the replicas running: their CPU (each in
+    // parentheses) and PostgreSQL's, in columns of their own.
+    let with_replicas = phases
+        .values()
+        .any(|v| v.pointer("/watch/procs/replica1").is_some());
     let _ = writeln!(
         t.md,
         "\nCPU during each phase, in % of one core (the machine has {}; \
-         {} % is all of it):\n",
+         {} % is all of it){}:\n",
         m("nproc"),
         meta.get("nproc")
             .and_then(|n| n.parse::<u32>().ok())
             .map_or("?".into(), |n| (n * 100).to_string()),
+        if with_replicas {
+            ". The replicas and PostgreSQL run from the speed phases on, beside the single \
+             gateway; each of the two gateway set-ups idles while the other is measured"
+        } else {
+            ""
+        },
     );
-    let _ = writeln!(
-        t.md,
-        "| phase | loadgen | SeaweedFS | nginx | gateway | anything else | whole machine |"
-    );
-    let _ = writeln!(t.md, "|---|---:|---:|---:|---:|---:|---:|");
+    if with_replicas {
+        let _ = writeln!(
+            t.md,
+            "| phase | loadgen | SeaweedFS | nginx | gateway | replicas (1 + 2) | PostgreSQL | \
+             anything else | whole machine |"
+        );
+        let _ = writeln!(t.md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        let _ = writeln!(
+            t.md,
+            "| phase | loadgen | SeaweedFS | nginx | gateway | anything else | whole machine |"
+        );
+        let _ = writeln!(t.md, "|---|---:|---:|---:|---:|---:|---:|");
+    }
     let mut order: Vec<(&String, &Value)> = phases.iter().collect();
     order.sort_by_key(|(name, _)| run_order(name));
     for (name, v) in order {
@@ -427,9 +565,19 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
             .collect();
         let others = v.pointer("/watch/others_cpu_pct").and_then(num);
         let machine = v.pointer("/watch/machine_cpu_pct").and_then(num);
+        let extra = if with_replicas {
+            let (r1, r2) = (pct("replica1"), pct("replica2"));
+            let both = match (r1, r2) {
+                (Some(a), Some(b)) => format!("{:.0} ({a:.0} + {b:.0})", a + b),
+                _ => "—".into(),
+            };
+            format!(" {both} | {} |", fmt(pct("postgres"), 0))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             t.md,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} |{extra} {} | {} |",
             fmt(cells[0], 0),
             fmt(cells[1], 0),
             fmt(cells[2], 0),
@@ -459,12 +607,19 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
             let _ = writeln!(t.md, "{e}");
         }
     }
-    let failed = t.goals.iter().filter(|g| g["pass"] == json!(false)).count();
+    // A partial run (BENCH_ONLY) may leave a goal without the figure it
+    // compares with: not measured, not met.
+    let met = t.goals.iter().filter(|g| g["pass"] == json!(true)).count();
+    let unmeasured = t.goals.iter().filter(|g| g["pass"].is_null()).count();
     let _ = writeln!(
         t.md,
-        "\n{} of {} goals met. Raw figures: `{}.json` beside this file.",
-        t.goals.len() - failed,
+        "\n{met} of {} goals met{}. Raw figures: `{}.json` beside this file.",
         t.goals.len(),
+        if unmeasured > 0 {
+            format!(" ({unmeasured} not measured in this run)")
+        } else {
+            String::new()
+        },
         args.date
     );
 
@@ -472,6 +627,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
         "date": args.date,
         "machine": meta,
         "goals": t.goals,
+        "replicas": replica_rows,
         "phases": phases,
     });
     std::fs::write(
