@@ -473,3 +473,77 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod pool_tests {
+    //! The pool against a tiny HTTP/1.1 server on loopback that counts the
+    //! connections it accepts.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::AsyncBufReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Answers every request on a connection with `body`; returns its
+    /// address and the count of accepted connections.
+    async fn server(body: &'static [u8]) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let (read, mut write) = conn.into_split();
+                    let mut lines = tokio::io::BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if !line.is_empty() {
+                            continue;
+                        }
+                        let head =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        if write.write_all(head.as_bytes()).await.is_err()
+                            || write.write_all(body).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn read_all(mut body: Body) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_gives_its_connection_back() {
+        let body: &'static [u8] = &[7u8; 100_000];
+        let (addr, accepted) = server(body).await;
+        let fetcher = Fetcher::new(Duration::from_secs(2), Duration::from_secs(2), 256 * 1024);
+        let uri: Uri = format!("http://{addr}/bucket/key").parse().unwrap();
+        for _ in 0..5 {
+            let r = fetcher.get(&uri, std::iter::empty()).await.unwrap();
+            assert_eq!(r.head.status, 200);
+            assert_eq!(read_all(r.body).await, body);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
+        // A body dropped half-read leaves its connection unusable: closed,
+        // and the next request opens another.
+        let mut r = fetcher.get(&uri, std::iter::empty()).await.unwrap();
+        let _ = r.body.next().await;
+        drop(r);
+        let r = fetcher.get(&uri, std::iter::empty()).await.unwrap();
+        assert_eq!(read_all(r.body).await, body);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+}
