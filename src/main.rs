@@ -4,13 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of the C library's allocator: every request allocates
-/// a little on whichever worker thread runs it and frees it on another,
-/// and glibc's arenas spend a tenth of the gateway's CPU on that, locks
-/// included (perf under bench/run's 100 KB downloads).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = playback_gateway::cli::Cli::parse();
