@@ -181,12 +181,11 @@ impl Storage for S3Storage {
         let range = opts.range.map(|r| format!("bytes={}-{}", r.start, r.end));
         let (length, content_range, etag, last_modified, body) = match &self.direct {
             Some(direct) => {
-                let fetch::Response { head, body } =
+                let fetch::Response { head: h, body } =
                     direct.get(self, &key, range.as_deref()).await?;
                 let body = body.map(|chunk| {
                     chunk.map_err(|e| StorageError::Unavailable(format!("GetObject body: {e}")))
                 });
-                let h = head;
                 (
                     h.content_length,
                     h.content_range,

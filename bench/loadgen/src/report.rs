@@ -202,15 +202,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     t.row(["---", "---:", "---:", "---:", "---", "---"]);
 
     // Full files.
-    let mut keys: Vec<(u64, u64)> = phases
-        .keys()
-        .filter_map(|k| k.strip_prefix("throughput-gateway-"))
-        .filter_map(|rest| {
-            let (size, conns) = rest.split_once("-c")?;
-            Some((size.parse().ok()?, conns.parse().ok()?))
-        })
-        .collect();
-    keys.sort_unstable();
+    let keys = sizes_and_connections(phases.keys(), "throughput-gateway-");
     for (size, conns) in keys {
         let mbps = |p: &str| get(&format!("throughput-{p}-{size}-c{conns}"), "/mb_per_s");
         let (d, n, g) = (mbps("direct"), mbps("nginx"), mbps("gateway"));
@@ -412,15 +404,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
 
     // Two gateway replicas behind nginx, against the same store.
     let mut replica_rows: Vec<Value> = Vec::new();
-    let mut rkeys: Vec<(u64, u64)> = phases
-        .keys()
-        .filter_map(|k| k.strip_prefix("throughput-replicas-"))
-        .filter_map(|rest| {
-            let (size, conns) = rest.split_once("-c")?;
-            Some((size.parse().ok()?, conns.parse().ok()?))
-        })
-        .collect();
-    rkeys.sort_unstable();
+    let rkeys = sizes_and_connections(phases.keys(), "throughput-replicas-");
     let answers: Vec<(&str, &str)> = [
         ("status", "status JSON, playback link"),
         ("lost", "lost recording's answer (410), playback link"),
@@ -637,4 +621,21 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     .with_context(|| format!("{}", args.out_json.display()))?;
     std::fs::write(&args.out_md, &t.md).with_context(|| format!("{}", args.out_md.display()))?;
     Ok(t.md)
+}
+
+/// The (object size, connections) pairs of the phases named
+/// `{prefix}{size}-c{connections}`, in order.
+fn sizes_and_connections<'a>(
+    names: impl Iterator<Item = &'a String>,
+    prefix: &str,
+) -> Vec<(u64, u64)> {
+    let mut pairs: Vec<(u64, u64)> = names
+        .filter_map(|k| k.strip_prefix(prefix))
+        .filter_map(|rest| {
+            let (size, conns) = rest.split_once("-c")?;
+            Some((size.parse().ok()?, conns.parse().ok()?))
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs
 }
