@@ -285,11 +285,16 @@ pub struct StoreArgs {
     )]
     pub s3_read_timeout: Option<String>,
 
-    /// Largest read from a plain-HTTP store for a listener that keeps up
-    /// (slow listeners get 16 KiB reads): CPU per byte of fast downloads
-    /// against their memory [default: 262144].
+    /// Largest read from the store for a listener that keeps up (slow
+    /// listeners get 16 KiB reads): CPU per byte of fast downloads against
+    /// their memory [default: 262144].
     #[arg(long, env = "PLAYBACK_GATEWAY_S3_READ_BUFFER", value_name = "BYTES")]
     pub s3_read_buffer: Option<usize>,
+
+    /// PEM file of CA certificates to trust for an `https://` endpoint,
+    /// besides the system's: a store behind a private CA.
+    #[arg(long, env = "PLAYBACK_GATEWAY_S3_CA_FILE", value_name = "FILE")]
+    pub s3_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -156,6 +156,7 @@ pub struct FileConfig {
     pub s3_connect_timeout: Option<String>,
     pub s3_read_timeout: Option<String>,
     pub s3_read_buffer: Option<usize>,
+    pub s3_ca_file: Option<PathBuf>,
     pub cache_ttl: Option<String>,
     pub cache_negative_ttl: Option<String>,
     pub cache_max_entries: Option<u64>,

@@ -18,7 +18,7 @@ use futures_util::Stream;
 
 pub use breaker::{Breaker, BreakerConfig};
 pub use local::LocalStorage;
-pub use s3::{DEFAULT_READ_BUFFER, MIN_READ, S3Options, S3Storage};
+pub use s3::{CertificateDer, DEFAULT_READ_BUFFER, MIN_READ, S3Options, S3Storage, read_ca_file};
 
 use crate::range::ByteRange;
 

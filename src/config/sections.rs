@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{AccessConfig, ConfigError, FileConfig, Secret, bad, duration};
 use crate::cli::{ServeArgs, StoreArgs};
-use crate::storage::S3Options;
+use crate::storage::{S3Options, read_ca_file};
 
 pub(super) fn server_limits(
     args: &ServeArgs,
@@ -152,6 +152,15 @@ pub(super) fn s3_options(
                      bytes is outside 8192 to 4194304"
                 )));
             }
+        },
+        extra_roots: match args.s3_ca_file.as_ref().or(file.s3_ca_file.as_ref()) {
+            Some(path) => read_ca_file(path).map_err(|why| {
+                ConfigError(format!(
+                    "--s3-ca-file (PLAYBACK_GATEWAY_S3_CA_FILE, s3_ca_file): {}: {why}",
+                    path.display()
+                ))
+            })?,
+            None => Vec::new(),
         },
     })
 }

@@ -161,3 +161,60 @@ fn the_s3_read_buffer_is_bounded() {
         assert!(err.contains("--s3-read-buffer"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn the_s3_ca_file_must_hold_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let resolve = |path: std::path::PathBuf| {
+        let args = StoreArgs {
+            storage: Some("s3://calls".into()),
+            catalog: Some("sqlite:///tmp/playback-ca-file-test.db".into()),
+            s3_ca_file: Some(path),
+            ..StoreArgs::default()
+        };
+        StoreConfig::resolve(&args, &FileConfig::default()).map(|c| match c.storage {
+            StorageConfig::S3(o) => o.extra_roots.len(),
+            StorageConfig::Local { .. } => 0,
+        })
+    };
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    for (path, why) in [
+        (dir.path().join("missing.pem"), "No such file"),
+        (write("empty.pem", ""), "no certificate"),
+        (
+            write(
+                "key.pem",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            ),
+            "no certificate",
+        ),
+        (
+            write(
+                "garbled.pem",
+                "-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n",
+            ),
+            "not a PEM",
+        ),
+        (
+            write("binary.der", "\u{0}\u{1}\u{2}\u{ff}"),
+            "no certificate",
+        ),
+    ] {
+        let err = resolve(path.clone()).unwrap_err().to_string();
+        assert!(
+            err.contains("--s3-ca-file") && err.contains(why),
+            "{}: {err}",
+            path.display()
+        );
+    }
+    // A certificate (base64 of any DER: the file's job is to hold one).
+    let one = write(
+        "ca.pem",
+        "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
+    );
+    assert_eq!(resolve(one).unwrap(), 1);
+}

@@ -10,9 +10,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use futures_util::{StreamExt, stream};
 
+mod conn;
 mod direct;
 mod fetch;
 mod transport;
+pub use conn::{CertificateDer, read_ca_file};
 pub use fetch::MIN_READ;
 
 use super::{
@@ -42,6 +44,9 @@ pub struct S3Options {
     /// The largest body read from the store, for a listener that keeps up
     /// (a slow one gets [`MIN_READ`]; see [`fetch::read_size`]).
     pub read_buffer: usize,
+    /// Certificates trusted besides the system's, for a store behind a
+    /// private CA (`--s3-ca-file`).
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 /// `--s3-read-buffer` by default: reads this large cost a download about
@@ -55,9 +60,8 @@ pub struct S3Storage {
     client: Client,
     bucket: String,
     prefix: String,
-    /// Object bodies on our own connections, for plain-HTTP endpoints (the
-    /// usual in-cluster store); `None` sends them through the SDK.
-    direct: Option<direct::Direct>,
+    /// Object bodies, on our own connections.
+    direct: direct::Direct,
 }
 
 impl S3Storage {
@@ -68,8 +72,10 @@ impl S3Storage {
             .read_timeout(opts.read_timeout)
             .operation_attempt_timeout(opts.read_timeout)
             .build();
+        let tls = conn::trust(&opts.extra_roots);
+        let transport = transport::Transport::new(opts.connect_timeout, tls.clone());
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(transport::Transport::new(opts.connect_timeout).into_shared())
+            .http_client(transport.into_shared())
             .timeout_config(timeouts)
             .region(Region::new(
                 opts.region.clone().unwrap_or_else(|| "us-east-1".into()),
@@ -90,17 +96,11 @@ impl S3Storage {
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(opts.path_style)
             .build();
-        let plain_http = opts.endpoint.as_deref().is_some_and(|e| {
-            e.get(..7)
-                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
-        });
-        let direct = plain_http.then(|| {
-            direct::Direct::new(fetch::Fetcher::new(
-                opts.connect_timeout,
-                opts.read_timeout,
-                opts.read_buffer,
-            ))
-        });
+        let direct = direct::Direct::new(fetch::Fetcher::new(
+            conn::Connector::new(tls, opts.connect_timeout),
+            opts.read_timeout,
+            opts.read_buffer,
+        ));
         Self {
             client: Client::from_conf(config),
             bucket: opts.bucket.clone(),
@@ -125,14 +125,12 @@ impl S3Storage {
         &self,
         key: &str,
         range: Option<String>,
-        if_match: Option<&str>,
     ) -> Result<GetObjectOutput, StorageError> {
         self.client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
             .set_range(range)
-            .set_if_match(if_match.map(str::to_owned))
             .send()
             .await
             .map_err(|e| sdk_error("GetObject", e))
@@ -162,9 +160,7 @@ impl Storage for S3Storage {
             // with a one-byte GET, whose error body tells them apart, so a
             // deleted bucket is never reported as lost recordings.
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                let out = self
-                    .get_object(&key, Some("bytes=0-0".into()), None)
-                    .await?;
+                let out = self.get_object(&key, Some("bytes=0-0".into())).await?;
                 meta(
                     total_from_content_range(out.content_range()).or(length(out.content_length())),
                     out.e_tag(),
@@ -179,44 +175,19 @@ impl Storage for S3Storage {
     async fn get(&self, key: &str, opts: GetOptions<'_>) -> Result<Object, StorageError> {
         let key = self.full_key(key)?;
         let range = opts.range.map(|r| format!("bytes={}-{}", r.start, r.end));
-        let (length, content_range, etag, last_modified, body) = match &self.direct {
-            Some(direct) => {
-                let fetch::Response { head: h, body } =
-                    direct.get(self, &key, range.as_deref()).await?;
-                let body = body.map(|chunk| {
-                    chunk.map_err(|e| StorageError::Unavailable(format!("GetObject body: {e}")))
-                });
-                (
-                    h.content_length,
-                    h.content_range,
-                    h.etag,
-                    h.last_modified,
-                    body.boxed(),
-                )
-            }
-            None => {
-                let out = self.get_object(&key, range, opts.if_match).await?;
-                let body = stream::unfold(out.body, |mut body| async move {
-                    let chunk = body.next().await?;
-                    let chunk = chunk
-                        .map_err(|e| StorageError::Unavailable(format!("GetObject body: {e}")));
-                    Some((chunk, body))
-                });
-                (
-                    length(out.content_length),
-                    out.content_range,
-                    out.e_tag,
-                    time(out.last_modified.as_ref()),
-                    body.boxed(),
-                )
-            }
-        };
+        let fetch::Response { head, body } = self.direct.get(self, &key, range.as_deref()).await?;
+        let body = body
+            .map(|chunk| {
+                chunk.map_err(|e| StorageError::Unavailable(format!("GetObject body: {e}")))
+            })
+            .boxed();
+        let (length, content_range) = (head.content_length, head.content_range);
         let size = match opts.range {
             Some(_) => total_from_content_range(content_range.as_deref()),
             None => length,
         };
-        let meta = meta(size, etag.as_deref(), last_modified)?;
-        // The direct path does not send If-Match: SeaweedFS answers a
+        let meta = meta(size, head.etag.as_deref(), head.last_modified)?;
+        // The GET does not send If-Match: SeaweedFS answers a
         // conditional GET with an extra metadata lookup, a sixth of its
         // CPU per 100 KB download. Comparing the answer's own ETag before
         // any byte goes out keeps the same promise.
@@ -329,6 +300,7 @@ where
     let kind = match &err {
         SdkError::ServiceError(se) => classify(se.raw().status().as_u16(), se.err().code()),
         SdkError::ConstructionFailure(_) => Kind::Misconfigured,
+        _ if conn::is_untrusted(&err) => Kind::Misconfigured,
         // Timeouts, connection refused/reset, truncated responses: transient.
         _ => Kind::Unavailable,
     };

@@ -116,6 +116,8 @@ pub struct TestApp {
 #[derive(Clone)]
 pub struct Options {
     pub s3_endpoint: Option<String>,
+    /// `--s3-ca-file`'s certificates (the TLS tests' private CA).
+    pub s3_extra_roots: Vec<playback_gateway::storage::CertificateDer<'static>>,
     pub s3_secret: Option<String>,
     pub bucket_exists: bool,
     pub grace: Duration,
@@ -149,6 +151,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             s3_endpoint: None,
+            s3_extra_roots: Vec::new(),
             s3_secret: None,
             bucket_exists: true,
             grace: Duration::from_secs(10),
@@ -200,6 +203,7 @@ pub async fn s3_client(endpoint: &str, secret: &str) -> S3Storage {
         connect_timeout: Duration::from_secs(1),
         read_timeout: Duration::from_secs(5),
         read_buffer: playback_gateway::storage::DEFAULT_READ_BUFFER,
+        extra_roots: Vec::new(),
     })
     .await
 }
@@ -278,6 +282,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
                 connect_timeout: Duration::from_secs(1),
                 read_timeout: opts.s3_read_timeout,
                 read_buffer: playback_gateway::storage::DEFAULT_READ_BUFFER,
+                extra_roots: opts.s3_extra_roots.clone(),
             })
             .await;
             let seeder = Seeder::S3 {

@@ -23,4 +23,5 @@ mod lifecycle;
 mod limits;
 mod players;
 mod replicas;
+mod tls;
 mod verdicts;

@@ -17,6 +17,11 @@ pub const SECRET_KEY: &str = "playback-test-secret";
 
 pub struct Weed {
     pub s3_endpoint: String,
+    /// The same S3 API over TLS, under a certificate for 127.0.0.1 that
+    /// only [`Weed::ca`] vouches for (a store behind a private CA).
+    pub s3_https_endpoint: String,
+    /// The PEM file of that certificate, for `--s3-ca-file`.
+    pub ca: PathBuf,
     _child: Child,
     _dir: tempfile::TempDir,
 }
@@ -46,11 +51,11 @@ fn free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// Five consecutive ports P..P+4 whose gRPC twins (+10000) are free too.
+/// Six consecutive ports P..P+5 whose gRPC twins (+10000) are free too.
 pub fn free_base() -> u16 {
     for _ in 0..200 {
         let base = 20_000 + (rand::random::<u16>() % 900) * 10;
-        if (0..5).all(|i| free(base + i) && free(base + i + 10_000)) {
+        if (0..6).all(|i| free(base + i) && free(base + i + 10_000)) {
             return base;
         }
     }
@@ -67,8 +72,14 @@ fn start() -> Weed {
         r#"{{"identities":[{{"name":"tests","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
     )
     .unwrap();
+    let tls = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("a certificate for SeaweedFS");
+    let (ca, key) = (dir.path().join("ca.pem"), dir.path().join("key.pem"));
+    std::fs::write(&ca, tls.cert.pem()).unwrap();
+    std::fs::write(&key, tls.signing_key.serialize_pem()).unwrap();
     let base = free_base();
     let (master, volume, filer, s3, admin) = (base, base + 1, base + 2, base + 3, base + 4);
+    let https = base + 5;
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let log = dir.path().join("weed.log");
@@ -76,9 +87,12 @@ fn start() -> Weed {
         "'{bin}' mini -dir='{data}' -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
          -master.port={master} -volume.port={volume} -filer.port={filer} -s3.port={s3} \
          -admin.port={admin} -s3.config='{identities}' -webdav=false -admin.ui=false \
-         -s3.port.iceberg=0 -s3.port.lance=0 >'{log}' 2>&1 & pid=$!; \
+         -s3.port.iceberg=0 -s3.port.lance=0 -s3.port.https={https} \
+         -s3.cert.file='{ca}' -s3.key.file='{key}' >'{log}' 2>&1 & pid=$!; \
          cat >/dev/null; kill $pid; wait $pid",
         bin = bin.display(),
+        ca = ca.display(),
+        key = key.display(),
         data = data.display(),
         identities = identities.display(),
         log = log.display(),
@@ -93,16 +107,21 @@ fn start() -> Weed {
         .expect("starting SeaweedFS");
     // Wait for the S3 port; buckets are then polled by `create_bucket`.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", s3)).is_err() {
+    while [s3, https]
+        .iter()
+        .any(|&port| std::net::TcpStream::connect(("127.0.0.1", port)).is_err())
+    {
         assert!(
             std::time::Instant::now() < deadline,
-            "SeaweedFS did not open its S3 port in 30 s; its log:\n{}",
+            "SeaweedFS did not open its S3 ports (HTTP and HTTPS) in 30 s; its log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     Weed {
         s3_endpoint: format!("http://127.0.0.1:{s3}"),
+        s3_https_endpoint: format!("https://127.0.0.1:{https}"),
+        ca,
         _child: child,
         _dir: dir,
     }

@@ -6,8 +6,9 @@
 //! Raw file names: `throughput-{path}-{bytes}-c{connections}`,
 //! `seek-{path}`, `rps-{status|lost}-{path}`, `stream-{path}`,
 //! `mem-idle`, `mem-slow-{clients}`; `path` is `direct`, `nginx`,
-//! `gateway` or `replicas` (two gateway replicas behind nginx, in a table
-//! of their own).
+//! `gateway`, `replicas` (two gateway replicas behind nginx) or `tls` (the
+//! gateway over the store's HTTPS port); the last two in tables of their
+//! own.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -61,7 +62,7 @@ fn human_bytes(n: u64) -> String {
 /// then streams, full files (by size, connections, path), seeks, answers.
 fn run_order(name: &str) -> (usize, u64, u64, usize, String) {
     let path = |s: &str| {
-        ["direct", "nginx", "gateway", "replicas"]
+        ["direct", "nginx", "gateway", "replicas", "tls"]
             .iter()
             .position(|p| s.contains(p))
     };
@@ -434,33 +435,8 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
             "| measure | direct (storage) | gateway | 2 replicas + nginx | 2 replicas + nginx vs gateway |"
         );
         let _ = writeln!(t.md, "| --- | ---: | ---: | ---: | ---: |");
-        let mut row = |md: &mut String,
-                       measure: String,
-                       unit: &str,
-                       (d, g, r): (Option<f64>, Option<f64>, Option<f64>),
-                       decimals: usize| {
-            let _ = writeln!(
-                md,
-                "| {measure} | {} | {} | {} | {} |",
-                fmt(d, decimals),
-                with_ratio(g, d, decimals),
-                with_ratio(r, d, decimals),
-                ratio(r, g),
-            );
-            let div = |a: Option<f64>, b: Option<f64>| {
-                a.zip(b)
-                    .filter(|(_, b)| *b > 0.0)
-                    .map(|(a, b)| round3(a / b))
-            };
-            replica_rows.push(json!({
-                "measure": measure,
-                "unit": unit,
-                "direct": d,
-                "gateway": g,
-                "replicas": r,
-                "replicas_vs_direct": div(r, d),
-                "replicas_vs_gateway": div(r, g),
-            }));
+        let mut row = |md: &mut String, measure: String, unit: &str, figures, decimals| {
+            replica_rows.push(beside_gateway(md, "replicas", measure, unit, figures, decimals));
         };
         for (size, conns) in rkeys {
             let mbps = |p: &str| get(&format!("throughput-{p}-{size}-c{conns}"), "/mb_per_s");
@@ -499,6 +475,40 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
                     decimals,
                 );
             }
+        }
+    }
+
+    // The gateway over the store's HTTPS port, against the same store.
+    let mut tls_rows: Vec<Value> = Vec::new();
+    let tkeys = sizes_and_connections(phases.keys(), "throughput-tls-");
+    if !tkeys.is_empty() {
+        let _ = writeln!(
+            t.md,
+            "\n## The store over HTTPS\n\n\
+             The same gateway (binary, flags, its own import of the same catalog) reading the \
+             same SeaweedFS through its TLS port (`--s3-endpoint https://…` and `--s3-ca-file` \
+             with a certificate made for the run), as Amazon S3 and hosted stores are reached. \
+             Only the gateway's hop to the store is encrypted: direct storage is measured over \
+             plain HTTP, as above, so the last column is the cost of TLS to the store.\n"
+        );
+        let _ = writeln!(
+            t.md,
+            "| measure | direct (storage) | gateway | gateway, store over HTTPS | HTTPS vs HTTP |"
+        );
+        let _ = writeln!(t.md, "| --- | ---: | ---: | ---: | ---: |");
+        for (size, conns) in tkeys {
+            let mbps = |p: &str| get(&format!("throughput-{p}-{size}-c{conns}"), "/mb_per_s");
+            tls_rows.push(beside_gateway(
+                &mut t.md,
+                "tls",
+                format!(
+                    "full file {}, {conns} connections (MB/s)",
+                    human_bytes(size)
+                ),
+                "MB/s",
+                (mbps("direct"), mbps("gateway"), mbps("tls")),
+                0,
+            ));
         }
     }
 
@@ -612,6 +622,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
         "machine": meta,
         "goals": t.goals,
         "replicas": replica_rows,
+        "tls": tls_rows,
         "phases": phases,
     });
     std::fs::write(
@@ -621,6 +632,40 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     .with_context(|| format!("{}", args.out_json.display()))?;
     std::fs::write(&args.out_md, &t.md).with_context(|| format!("{}", args.out_md.display()))?;
     Ok(t.md)
+}
+
+/// A row of a table that compares another set-up (`name`) with the single
+/// gateway: direct, gateway and it, with ratios; and the same in JSON.
+fn beside_gateway(
+    md: &mut String,
+    name: &str,
+    measure: String,
+    unit: &str,
+    (d, g, x): (Option<f64>, Option<f64>, Option<f64>),
+    decimals: usize,
+) -> Value {
+    let _ = writeln!(
+        md,
+        "| {measure} | {} | {} | {} | {} |",
+        fmt(d, decimals),
+        with_ratio(g, d, decimals),
+        with_ratio(x, d, decimals),
+        ratio(x, g),
+    );
+    let div = |a: Option<f64>, b: Option<f64>| {
+        a.zip(b)
+            .filter(|(_, b)| *b > 0.0)
+            .map(|(a, b)| round3(a / b))
+    };
+    json!({
+        "measure": measure,
+        "unit": unit,
+        "direct": d,
+        "gateway": g,
+        name: x,
+        format!("{name}_vs_direct"): div(x, d),
+        format!("{name}_vs_gateway"): div(x, g),
+    })
 }
 
 /// The (object size, connections) pairs of the phases named

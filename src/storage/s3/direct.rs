@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 
+use super::conn::is_untrusted;
 use super::fetch::{Fetcher, Response};
 use super::{Kind, S3Storage, classify, sdk_error};
 use crate::storage::StorageError;
@@ -88,6 +89,12 @@ impl Direct {
                         }
                         kind => return Err(kind.error(why)),
                     }
+                }
+                Err(e) if is_untrusted(&e) => {
+                    return Err(StorageError::Misconfigured(format!(
+                        "GetObject: the store's TLS certificate is not trusted ({e}); \
+                         --s3-ca-file adds a private CA"
+                    )));
                 }
                 Err(e) => format!("GetObject: {e}"),
             };

@@ -15,7 +15,8 @@
 //!   download), so thousands of players fit in little memory and
 //!   downloads cost few system calls;
 //! - a deadline on the response head and on every body read, so a stalled
-//!   store becomes an error, never a hang.
+//!   store becomes an error, never a hang;
+//! - plain TCP or TLS, as the URL says ([`conn`](super::conn)).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -29,7 +30,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use hyper::Uri;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::conn::{Conn, Connector, Target};
 
 /// The smallest body read, and all a slow listener's stream holds in
 /// flight from the store.
@@ -52,8 +54,8 @@ pub struct Fetcher {
 
 #[derive(Debug)]
 struct Inner {
-    idle: Mutex<HashMap<String, VecDeque<(Instant, TcpStream)>>>,
-    connect_timeout: Duration,
+    idle: Mutex<HashMap<Target, VecDeque<(Instant, Conn)>>>,
+    connector: Connector,
     read_timeout: Duration,
     max_read: usize,
 }
@@ -79,11 +81,11 @@ pub struct Response {
 impl Fetcher {
     /// `read_timeout` bounds the wait for the head and for each body read;
     /// `max_read` is the largest body read, for listeners that keep up.
-    pub fn new(connect_timeout: Duration, read_timeout: Duration, max_read: usize) -> Self {
+    pub fn new(connector: Connector, read_timeout: Duration, max_read: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
                 idle: Mutex::default(),
-                connect_timeout,
+                connector,
                 read_timeout,
                 max_read,
             }),
@@ -97,6 +99,7 @@ impl Fetcher {
         uri: &Uri,
         headers: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> io::Result<Response> {
+        let target = Target::of(uri)?;
         let authority = uri
             .authority()
             .ok_or_else(|| invalid("a store URL without a host"))?
@@ -113,34 +116,27 @@ impl Fetcher {
         // any byte of an answer; that is no failure of the store, so the
         // request goes again on a new connection.
         // (A store that is merely slow timed out: it is not asked twice.)
-        if let Some(conn) = self.checkout(authority) {
-            match self.exchange(conn, authority, request.as_bytes()).await {
+        if let Some(conn) = self.checkout(&target) {
+            match self.exchange(conn, &target, request.as_bytes()).await {
                 Err(e) if e.kind() != io::ErrorKind::TimedOut => {}
                 done => return done,
             }
         }
-        let conn = self.connect(authority).await?;
-        self.exchange(conn, authority, request.as_bytes()).await
-    }
-
-    async fn connect(&self, authority: &str) -> io::Result<TcpStream> {
-        let connecting = TcpStream::connect(authority);
-        let conn = tokio::time::timeout(self.inner.connect_timeout, connecting)
-            .await
-            .map_err(|_| timed_out("connecting to the store", self.inner.connect_timeout))??;
-        conn.set_nodelay(true)?;
-        Ok(conn)
+        let conn = self.inner.connector.connect(&target).await?;
+        self.exchange(conn, &target, request.as_bytes()).await
     }
 
     async fn exchange(
         &self,
-        mut conn: TcpStream,
-        authority: &str,
+        mut conn: Conn,
+        target: &Target,
         request: &[u8],
     ) -> io::Result<Response> {
         let limit = self.inner.read_timeout;
         let (head, leftover) = tokio::time::timeout(limit, async {
             conn.write_all(request).await?;
+            // TLS holds written records until flushed.
+            conn.flush().await?;
             read_head(&mut conn).await
         })
         .await
@@ -155,7 +151,7 @@ impl Fetcher {
             leftover,
             remaining,
             keep_alive: !head.close,
-            pool: Some((self.inner.clone(), authority.to_owned())),
+            pool: Some((self.inner.clone(), target.clone())),
             started: Instant::now(),
             sent: 0,
             max_read: self.inner.max_read,
@@ -166,34 +162,22 @@ impl Fetcher {
     }
 
     /// The most recently used idle connection that is still open.
-    fn checkout(&self, authority: &str) -> Option<TcpStream> {
+    fn checkout(&self, target: &Target) -> Option<Conn> {
         loop {
-            let (since, conn) = self
-                .inner
-                .idle
-                .lock()
-                .ok()?
-                .get_mut(authority)?
-                .pop_back()?;
-            if since.elapsed() > POOL_IDLE {
-                continue;
-            }
-            // Closed by the store while idle: it reads as EOF at once.
-            let mut probe = [0u8; 1];
-            match conn.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(conn),
-                _ => continue,
+            let (since, conn) = self.inner.idle.lock().ok()?.get_mut(target)?.pop_back()?;
+            if since.elapsed() <= POOL_IDLE && conn.is_idle_open() {
+                return Some(conn);
             }
         }
     }
 }
 
 impl Inner {
-    fn check_in(&self, authority: String, conn: TcpStream) {
+    fn check_in(&self, target: Target, conn: Conn) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        let list = idle.entry(authority).or_default();
+        let list = idle.entry(target).or_default();
         while list
             .front()
             .is_some_and(|(since, _)| since.elapsed() > POOL_IDLE || list.len() >= POOL_MAX_IDLE)
@@ -206,7 +190,7 @@ impl Inner {
 
 /// Reads until a whole response head is in; returns it and the body bytes
 /// that came with it.
-async fn read_head(conn: &mut TcpStream) -> io::Result<(Head, Bytes)> {
+async fn read_head(conn: &mut Conn) -> io::Result<(Head, Bytes)> {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
         if conn.read_buf(&mut buf).await? == 0 {
@@ -288,11 +272,11 @@ pub fn read_size(sent: u64, elapsed: Duration, max: usize) -> usize {
 /// read is an error; a body read to its end gives its connection back to
 /// the pool, and one dropped before is closed.
 pub struct Body {
-    conn: Option<TcpStream>,
+    conn: Option<Conn>,
     leftover: Bytes,
     remaining: u64,
     keep_alive: bool,
-    pool: Option<(Arc<Inner>, String)>,
+    pool: Option<(Arc<Inner>, Target)>,
     started: Instant,
     sent: u64,
     max_read: usize,
@@ -319,11 +303,11 @@ impl Body {
 
     fn finish(&mut self) {
         let conn = self.conn.take();
-        if let (Some(conn), Some((pool, authority))) = (conn, self.pool.take())
+        if let (Some(conn), Some((pool, target))) = (conn, self.pool.take())
             && self.keep_alive
             && self.leftover.is_empty()
         {
-            pool.check_in(authority, conn);
+            pool.check_in(target, conn);
         }
     }
 

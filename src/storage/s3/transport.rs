@@ -16,6 +16,7 @@
 //! timed out) before the first byte reaches the listener.
 
 use std::error::Error as StdError;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::http::{
@@ -34,8 +35,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 /// Bytes read from a store connection at a time. Large enough for any S3
 /// response head (a few hundred bytes; user metadata is capped at 2 KB),
 /// small enough that thousands of slow streams fit in little memory. Object
-/// bodies from plain-HTTP stores take the faster path of `fetch`; through
-/// here come the SDK's calls and the bodies from HTTPS endpoints.
+/// bodies take the faster path of `fetch`; through here come the SDK's
+/// calls and their small bodies.
 const READ_BUFFER: usize = 16 * 1024;
 
 /// How long an idle pooled connection to the store is kept for reuse.
@@ -51,31 +52,14 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A transport for `http://` and `https://` endpoints (TLS with the
-    /// system's root certificates).
-    pub fn new(connect_timeout: Duration) -> Self {
+    /// A transport for `http://` and `https://` endpoints, trusting what
+    /// `tls` trusts.
+    pub fn new(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Self {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(connect_timeout));
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
-        let tls = match hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider.clone())
-        {
-            Ok(b) => b,
-            // A container without CA certificates can still reach a store
-            // over plain HTTP; HTTPS then fails with a certificate error
-            // that names the cause, at the first request.
-            Err(e) => {
-                tracing::warn!(error = %e, "no system root certificates: HTTPS to the store will fail");
-                let config = rustls::ClientConfig::builder_with_provider(provider.into())
-                    .with_safe_default_protocol_versions()
-                    .expect("the default TLS versions are supported")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
-        };
+        let tls = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config((*tls).clone());
         let https = tls.https_or_http().enable_http1().wrap_connector(tcp);
         let mut builder = Client::builder(TokioExecutor::new());
         builder
@@ -145,6 +129,8 @@ fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
                 || e.downcast_ref::<hyper::Error>()
                     .is_some_and(|h| h.is_closed() || h.is_canceled() || h.is_incomplete_message())
         });
+    // A certificate will not be trusted on the next attempt either.
+    let transient = transient && !super::conn::is_untrusted(&err);
     if transient {
         ConnectorError::io(err.into())
     } else {

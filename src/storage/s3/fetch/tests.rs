@@ -1,6 +1,7 @@
 //! The read-size rule, response heads (garbled ones too) and the pool.
 
 use super::*;
+use crate::storage::s3::conn::trust;
 
 #[test]
 fn reads_follow_the_listeners_pace() {
@@ -115,7 +116,8 @@ mod pool {
     async fn a_body_read_to_its_end_gives_its_connection_back() {
         let body: &'static [u8] = &[7u8; 100_000];
         let (addr, accepted) = server(body).await;
-        let fetcher = Fetcher::new(Duration::from_secs(2), Duration::from_secs(2), 256 * 1024);
+        let connector = Connector::new(trust(&[]), Duration::from_secs(2));
+        let fetcher = Fetcher::new(connector, Duration::from_secs(2), 256 * 1024);
         let uri: Uri = format!("http://{addr}/bucket/key").parse().unwrap();
         for _ in 0..5 {
             let r = fetcher.get(&uri, std::iter::empty()).await.unwrap();
