@@ -180,7 +180,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     let m = |k: &str| meta.get(k).map_or("?", String::as_str);
     let _ = writeln!(
         t.md,
-        "Machine: {} cores ({}), {} memory, Linux {}. {}; SeaweedFS {}; {}; gateway {}.\n\
+        "Machine: {} cores ({}), {} memory, Linux {}. {}; SeaweedFS {}; {}; gateway {}{}.\n\
          Everything ran on this one machine, load generator included, over loopback. \
          Figures in parentheses are ratios to direct storage in the same run.\n",
         m("nproc"),
@@ -191,6 +191,11 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
         m("seaweedfs"),
         m("nginx"),
         m("gateway"),
+        if m("gateway_store") == "https" {
+            ", reading the store over HTTPS"
+        } else {
+            ""
+        },
     );
     t.row([
         "measure",
