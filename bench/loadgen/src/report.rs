@@ -491,8 +491,8 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
             t.md,
             "\n## The store over HTTPS\n\n\
              The same gateway (binary, flags, its own import of the same catalog) reading the \
-             same SeaweedFS through its TLS port (`--s3-endpoint https://…` and `--s3-ca-file` \
-             with a certificate made for the run), as Amazon S3 and hosted stores are reached. \
+             same SeaweedFS through its TLS port (`--s3-endpoint https://…`, and `--s3-ca-file` \
+             naming a CA made for the run, which issued the store's certificate), as Amazon S3 and hosted stores are reached. \
              Only the gateway's hop to the store is encrypted: direct storage is measured over \
              plain HTTP, as above, so the last column is the cost of TLS to the store.\n"
         );
@@ -532,7 +532,8 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
             .map_or("?".into(), |n| (n * 100).to_string()),
         if with_replicas {
             ". The replicas and PostgreSQL run from the speed phases on, beside the single \
-             gateway; each of the two gateway set-ups idles while the other is measured"
+             gateway (as does the gateway over TLS, counted in the gateway's column); each \
+             gateway set-up idles while another is measured"
         } else {
             ""
         },

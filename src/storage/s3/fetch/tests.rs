@@ -68,14 +68,16 @@ mod pool {
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use tokio::io::AsyncBufReadExt;
+    use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
     use tokio::net::TcpListener;
+    use tokio_rustls::TlsAcceptor;
 
     use super::*;
 
-    /// Answers every request on a connection with `body`; returns its
-    /// address and the count of accepted connections.
-    async fn server(body: &'static [u8]) -> (String, Arc<AtomicUsize>) {
+    /// Answers every request on a connection with `body`, over TLS with
+    /// `tls`; returns its address and the count of accepted connections.
+    async fn server(body: &'static [u8], tls: Option<TlsAcceptor>) -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -83,25 +85,53 @@ mod pool {
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let (read, mut write) = conn.into_split();
-                    let mut lines = tokio::io::BufReader::new(read).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        if !line.is_empty() {
-                            continue;
-                        }
-                        let head =
-                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-                        if write.write_all(head.as_bytes()).await.is_err()
-                            || write.write_all(body).await.is_err()
-                        {
-                            return;
+                    match tls {
+                        None => answer(conn, body).await,
+                        Some(tls) => {
+                            if let Ok(conn) = tls.accept(conn).await {
+                                answer(conn, body).await;
+                            }
                         }
                     }
                 });
             }
         });
         (addr, accepted)
+    }
+
+    async fn answer(conn: impl AsyncRead + AsyncWrite, body: &'static [u8]) {
+        let (read, mut write) = tokio::io::split(conn);
+        let mut lines = tokio::io::BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if !line.is_empty() {
+                continue;
+            }
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            if write.write_all(head.as_bytes()).await.is_err()
+                || write.write_all(body).await.is_err()
+                || write.flush().await.is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// A TLS server's settings under a certificate for 127.0.0.1, and that
+    /// certificate (to trust it).
+    fn tls_server() -> (TlsAcceptor, CertificateDer<'static>) {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = made.cert.der().clone();
+        let key = PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key.into())
+            .unwrap();
+        (TlsAcceptor::from(Arc::new(config)), cert)
     }
 
     async fn read_all(mut body: Body) -> Vec<u8> {
@@ -115,7 +145,7 @@ mod pool {
     #[tokio::test]
     async fn a_body_read_to_its_end_gives_its_connection_back() {
         let body: &'static [u8] = &[7u8; 100_000];
-        let (addr, accepted) = server(body).await;
+        let (addr, accepted) = server(body, None).await;
         let connector = Connector::new(trust(&[]), Duration::from_secs(2));
         let fetcher = Fetcher::new(connector, Duration::from_secs(2), 256 * 1024);
         let uri: Uri = format!("http://{addr}/bucket/key").parse().unwrap();
@@ -133,5 +163,27 @@ mod pool {
         let r = fetcher.get(&uri, std::iter::empty()).await.unwrap();
         assert_eq!(read_all(r.body).await, body);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn tls_connections_are_pooled_and_their_certificates_checked() {
+        let body: &'static [u8] = &[9u8; 100_000];
+        let (acceptor, cert) = tls_server();
+        let (addr, accepted) = server(body, Some(acceptor)).await;
+        let uri: Uri = format!("https://{addr}/bucket/key").parse().unwrap();
+        let trusting = Connector::new(trust(&[cert]), Duration::from_secs(2));
+        let fetcher = Fetcher::new(trusting, Duration::from_secs(2), 256 * 1024);
+        for _ in 0..5 {
+            let r = fetcher.get(&uri, std::iter::empty()).await.unwrap();
+            assert_eq!(r.head.status, 200);
+            assert_eq!(read_all(r.body).await, body);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one handshake, reused");
+        // Without that certificate among its roots: refused, and known as
+        // a certificate problem (not a store that is down).
+        let strange = Connector::new(trust(&[]), Duration::from_secs(2));
+        let stranger = Fetcher::new(strange, Duration::from_secs(2), 256 * 1024);
+        let err = stranger.get(&uri, std::iter::empty()).await.err().unwrap();
+        assert!(crate::storage::s3::conn::is_untrusted(&err), "{err}");
     }
 }
