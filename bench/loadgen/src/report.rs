@@ -6,9 +6,9 @@
 //! Raw file names: `throughput-{path}-{bytes}-c{connections}`,
 //! `seek-{path}`, `rps-{status|lost}-{path}`, `stream-{path}`,
 //! `mem-idle`, `mem-slow-{clients}`; `path` is `direct`, `nginx`,
-//! `gateway`, `replicas` (two gateway replicas behind nginx) or `tls` (the
-//! gateway over the store's HTTPS port); the last two in tables of their
-//! own.
+//! `unsigned` (storage read anonymously, as nginx reads it), `gateway`,
+//! `replicas` (two gateway replicas behind nginx) or `tls` (the gateway over
+//! the store's HTTPS port); the last three in tables of their own.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -62,7 +62,7 @@ fn human_bytes(n: u64) -> String {
 /// then streams, full files (by size, connections, path), seeks, answers.
 fn run_order(name: &str) -> (usize, u64, u64, usize, String) {
     let path = |s: &str| {
-        ["direct", "nginx", "gateway", "replicas", "tls"]
+        ["direct", "unsigned", "nginx", "gateway", "replicas", "tls"]
             .iter()
             .position(|p| s.contains(p))
     };
@@ -481,6 +481,44 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
                 );
             }
         }
+    }
+
+    // What signing costs the store: nginx reads it anonymously, direct
+    // storage and the gateway with signed requests.
+    let ukeys = sizes_and_connections(phases.keys(), "throughput-unsigned-");
+    if !ukeys.is_empty() {
+        let _ = writeln!(
+            t.md,
+            "\n## What signed requests cost the store\n\n\
+             nginx, as a plain reverse proxy, can only read a bucket that allows anonymous \
+             reads; direct storage (presigned URLs) and the gateway send signed requests, \
+             which SeaweedFS verifies (SigV4) on every GET. The same objects read anonymously, \
+             straight from SeaweedFS, show what that verification costs it, and so how much of \
+             nginx's figures is the anonymous read rather than the proxy.\n"
+        );
+        let _ = writeln!(
+            t.md,
+            "| measure | direct, signed | direct, anonymous | anonymous vs signed | nginx (anonymous) | gateway (signed) |"
+        );
+        let _ = writeln!(t.md, "| --- | ---: | ---: | ---: | ---: | ---: |");
+        for (size, conns) in ukeys {
+            let mbps = |p: &str| get(&format!("throughput-{p}-{size}-c{conns}"), "/mb_per_s");
+            let (d, u) = (mbps("direct"), mbps("unsigned"));
+            let _ = writeln!(
+                t.md,
+                "| full file {}, {conns} connections (MB/s) | {} | {} | {} | {} | {} |",
+                human_bytes(size),
+                fmt(d, 0),
+                fmt(u, 0),
+                ratio(u, d),
+                with_ratio(mbps("nginx"), u, 0),
+                with_ratio(mbps("gateway"), d, 0),
+            );
+        }
+        let _ = writeln!(
+            t.md,
+            "\nnginx's ratio is to the anonymous read, the gateway's to the signed one."
+        );
     }
 
     // The gateway over the store's HTTPS port, against the same store.
