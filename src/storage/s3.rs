@@ -96,11 +96,16 @@ impl S3Storage {
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(opts.path_style)
             .build();
-        let direct = direct::Direct::new(fetch::Fetcher::new(
+        let fetcher = fetch::Fetcher::new(
             conn::Connector::new(tls, opts.connect_timeout),
             opts.read_timeout,
             opts.read_buffer,
-        ));
+        );
+        let region = shared
+            .region()
+            .map_or("us-east-1", |r| r.as_ref())
+            .to_owned();
+        let direct = direct::Direct::new(fetcher, shared.credentials_provider(), region);
         Self {
             client: Client::from_conf(config),
             bucket: opts.bucket.clone(),

@@ -310,3 +310,30 @@ async fn a_replaced_object_is_served_in_its_new_version(b: Backend) {
     assert_eq!(res.headers()["content-length"], "7777");
     assert_eq!(res.bytes().await.unwrap(), new_bytes);
 }
+
+/// Keys are signed as S3 reads them: a prefix with spaces, symbols and
+/// non-ASCII letters (percent-encoded once in the path) still plays.
+#[tokio::test]
+async fn keys_with_spaces_symbols_and_accents_play_from_s3() {
+    let prefix = format!("t-{} calls +=é,;@!/", uuid::Uuid::new_v4().simple());
+    let app = crate::helpers::spawn_app_with(
+        Backend::S3,
+        crate::helpers::Options {
+            s3_prefix: Some(prefix),
+            ..crate::helpers::Options::default()
+        },
+    )
+    .await;
+    let rec = app.seed(50_000).await;
+    let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap(), rec.bytes);
+    let res = app
+        .get(&rec.path(Format::Wav))
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(res.bytes().await.unwrap(), rec.bytes[100..200]);
+}
