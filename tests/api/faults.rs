@@ -8,14 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use playback_gateway::catalog::RecordingStatus;
 use playback_gateway::keys::Format;
 use playback_gateway::storage::BreakerConfig;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{Backend, Options, Seeded, TestApp, random_sid, spawn_app_with};
+use crate::helpers::{Backend, Options, Seeded, TestApp, spawn_app_with};
 
 /// What the proxy does to each request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -216,16 +215,7 @@ async fn app_behind_proxy() -> (TestApp, FaultProxy) {
 /// A recording whose call ended inside the 2017-05-09 window: if storage
 /// failures were mistaken for "not found", it would be called lost.
 async fn in_window(app: &TestApp, len: usize) -> Seeded {
-    let account = random_sid("AC");
-    let s = app
-        .seed_with(
-            &account,
-            "2017-05-09T17:49:00Z",
-            60,
-            RecordingStatus::Completed,
-            false,
-        )
-        .await;
+    let s = app.seed_lost().await;
     let rec = Seeded {
         bytes: crate::helpers::audio_bytes(len),
         ..s

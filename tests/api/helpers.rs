@@ -526,6 +526,16 @@ impl TestApp {
 
     /// One recording with a catalog row as given; `stored` puts 1,000 bytes
     /// of audio in storage in both formats.
+    /// A completed recording of a new account whose call ended inside the
+    /// 2017-05-09 incident's window (17:49 UTC), its audio not stored: the
+    /// lost recording every verdict test needs.
+    pub async fn seed_lost(&self) -> Seeded {
+        let account = random_sid("AC");
+        let at = "2017-05-09T17:49:00Z";
+        self.seed_with(&account, at, 60, RecordingStatus::Completed, false)
+            .await
+    }
+
     pub async fn seed_with(
         &self,
         account: &AccountSid,

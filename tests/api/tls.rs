@@ -6,13 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use playback_gateway::catalog::RecordingStatus;
 use playback_gateway::keys::Format;
 use playback_gateway::storage::read_ca_file;
 use reqwest::StatusCode;
 use tokio::process::Command;
 
-use crate::helpers::{Backend, Options, TestApp, problem, random_sid, spawn_app_with};
+use crate::helpers::{Backend, Options, TestApp, problem, spawn_app_with};
 use crate::seaweed;
 
 async fn over_https(trusted: bool) -> TestApp {
@@ -58,16 +57,7 @@ async fn recordings_play_whole_and_in_ranges_over_https() {
 #[tokio::test]
 async fn a_recording_lost_in_the_incident_is_still_explained_over_https() {
     let app = over_https(true).await;
-    let account = random_sid("AC");
-    let rec = app
-        .seed_with(
-            &account,
-            "2017-05-09T17:49:00Z",
-            60,
-            RecordingStatus::Completed,
-            false,
-        )
-        .await;
+    let rec = app.seed_lost().await;
     let res = app
         .get(&rec.path(Format::Mp3))
         .header("accept", "application/json")
@@ -81,17 +71,8 @@ async fn a_recording_lost_in_the_incident_is_still_explained_over_https() {
 #[tokio::test]
 async fn an_untrusted_certificate_is_a_setting_to_fix_never_a_loss() {
     let app = over_https(false).await;
-    let account = random_sid("AC");
     let stored = app.seed(10_000).await;
-    let lost = app
-        .seed_with(
-            &account,
-            "2017-05-09T17:49:00Z",
-            60,
-            RecordingStatus::Completed,
-            false,
-        )
-        .await;
+    let lost = app.seed_lost().await;
     for rec in [&stored, &lost] {
         let started = Instant::now();
         let res = app
