@@ -167,7 +167,12 @@ mod pool {
 
     #[tokio::test]
     async fn tls_connections_are_pooled_and_their_certificates_checked() {
-        let body: &'static [u8] = &[9u8; 100_000];
+        // Large enough that the reads grow past the smallest before the
+        // body ends: reads of every size cross TLS records.
+        let body: &'static [u8] = (0..4_000_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>()
+            .leak();
         let (acceptor, cert) = tls_server();
         let (addr, accepted) = server(body, Some(acceptor)).await;
         let uri: Uri = format!("https://{addr}/bucket/key").parse().unwrap();
