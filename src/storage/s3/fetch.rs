@@ -5,9 +5,9 @@
 //! orchestrator (interceptors, retry and stalled-stream wrappers) over a
 //! hyper client whose every connection keeps its own read buffer, header
 //! buffer and dispatch task, and every body chunk crosses four layers on
-//! its way out. The SDK still signs each request (a presigned URL: endpoint
-//! rules, path style and credentials stay its business) and makes every
-//! other call; this module only moves bytes:
+//! its way out. The SDK still resolves each key's URL (endpoint rules, path
+//! style) and supplies the credentials [`direct`](super::direct) signs
+//! with, and makes every other call; this module only moves bytes:
 //! - pooled TCP connections that keep no buffer of their own (the response
 //!   head is parsed from a small buffer, dropped once parsed);
 //! - body reads sized by the listener's pace ([`read_size`]): 16 KiB while
