@@ -1,0 +1,233 @@
+//! The tables beside the main one: two gateway replicas behind nginx,
+//! what signed requests cost the store, and the store over HTTPS. Each is
+//! written only when its phases ran.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::{fmt, human_bytes, num, ratio, sizes_and_connections, with_ratio};
+use crate::util::round3;
+
+type Phases = BTreeMap<String, Value>;
+
+/// The figure at `ptr` of phase `name`, if that phase ran.
+fn get(phases: &Phases, name: &str, ptr: &str) -> Option<f64> {
+    phases.get(name).and_then(|v| v.pointer(ptr)).and_then(num)
+}
+
+/// Two gateway replicas behind nginx, against the same store; its rows in
+/// JSON.
+pub(super) fn replicas(md: &mut String, phases: &Phases, nproc: &str) -> Vec<Value> {
+    // Two gateway replicas behind nginx, against the same store.
+    let mut replica_rows: Vec<Value> = Vec::new();
+    let rkeys = sizes_and_connections(phases.keys(), "throughput-replicas-");
+    let answers: Vec<(&str, &str)> = [
+        ("status", "status JSON, playback link"),
+        ("lost", "lost recording's answer (410), playback link"),
+    ]
+    .into_iter()
+    .filter(|(kind, _)| phases.contains_key(&format!("rps-{kind}-replicas")))
+    .collect();
+    if !rkeys.is_empty() || !answers.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Two gateway replicas behind nginx\n\n\
+             Two gateway replicas (the same release binary, flags and link keys as the gateway \
+             above, no data directory) share one PostgreSQL catalog, holding the same import, \
+             and the same SeaweedFS; a second server of the same nginx balances them round robin \
+             over keep-alive upstream connections (64 idle), as it proxies storage above. The \
+             requests are the gateway column's, with the same signed links, sent to that nginx. \
+             Everything ran on the same {} cores: both replicas, nginx, SeaweedFS, PostgreSQL and \
+             the load generator share them, so this table shows what the extra hop costs \
+             (nginx's CPU and one more copy of every byte, taken from the cores the gateway \
+             uses), not the capacity a second replica adds: that takes replicas on machines of \
+             their own. \
+             For the answers, direct's column is storage's own HEAD, as above.\n",
+            nproc
+        );
+        let _ = writeln!(
+            md,
+            "| measure | direct (storage) | gateway | 2 replicas + nginx | 2 replicas + nginx vs gateway |"
+        );
+        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
+        let mut row = |md: &mut String, measure: String, unit: &str, figures, decimals| {
+            replica_rows.push(beside_gateway(
+                md, "replicas", measure, unit, figures, decimals,
+            ));
+        };
+        for (size, conns) in rkeys {
+            let mbps = |p: &str| {
+                get(
+                    phases,
+                    &format!("throughput-{p}-{size}-c{conns}"),
+                    "/mb_per_s",
+                )
+            };
+            row(
+                md,
+                format!(
+                    "full file {}, {conns} connections (MB/s)",
+                    human_bytes(size)
+                ),
+                "MB/s",
+                (mbps("direct"), mbps("gateway"), mbps("replicas")),
+                0,
+            );
+        }
+        for (kind, what) in answers {
+            let v = |p: &str, ptr: &str| get(phases, &format!("rps-{kind}-{p}"), ptr);
+            for (ptr, measure, unit, decimals) in [
+                (
+                    "/requests_per_s",
+                    format!("{what} (requests/s)"),
+                    "requests/s",
+                    0,
+                ),
+                (
+                    "/latency_ms/p99",
+                    format!("{what}: latency p99 (ms)"),
+                    "ms",
+                    2,
+                ),
+            ] {
+                row(
+                    md,
+                    measure,
+                    unit,
+                    (v("direct", ptr), v("gateway", ptr), v("replicas", ptr)),
+                    decimals,
+                );
+            }
+        }
+    }
+    replica_rows
+}
+
+/// What signing costs the store: nginx reads it anonymously, direct
+/// storage and the gateway with signed requests.
+pub(super) fn signing(md: &mut String, phases: &Phases) {
+    // What signing costs the store: nginx reads it anonymously, direct
+    // storage and the gateway with signed requests.
+    let ukeys = sizes_and_connections(phases.keys(), "throughput-unsigned-");
+    if !ukeys.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## What signed requests cost the store\n\n\
+             nginx, as a plain reverse proxy, can only read a bucket that allows anonymous \
+             reads; direct storage (presigned URLs) and the gateway send signed requests, \
+             which SeaweedFS verifies (SigV4) on every GET. The same objects read anonymously, \
+             straight from SeaweedFS, show what that verification costs it, and so how much of \
+             nginx's figures is the anonymous read rather than the proxy.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| measure | direct, signed | direct, anonymous | anonymous vs signed | nginx (anonymous) | gateway (signed) |"
+        );
+        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |");
+        for (size, conns) in ukeys {
+            let mbps = |p: &str| {
+                get(
+                    phases,
+                    &format!("throughput-{p}-{size}-c{conns}"),
+                    "/mb_per_s",
+                )
+            };
+            let (d, u) = (mbps("direct"), mbps("unsigned"));
+            let _ = writeln!(
+                md,
+                "| full file {}, {conns} connections (MB/s) | {} | {} | {} | {} | {} |",
+                human_bytes(size),
+                fmt(d, 0),
+                fmt(u, 0),
+                ratio(u, d),
+                with_ratio(mbps("nginx"), u, 0),
+                with_ratio(mbps("gateway"), d, 0),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nnginx's ratio is to the anonymous read, the gateway's to the signed one."
+        );
+    }
+}
+
+/// The gateway over the store's HTTPS port, against the same store; its
+/// rows in JSON.
+pub(super) fn tls(md: &mut String, phases: &Phases) -> Vec<Value> {
+    // The gateway over the store's HTTPS port, against the same store.
+    let mut tls_rows: Vec<Value> = Vec::new();
+    let tkeys = sizes_and_connections(phases.keys(), "throughput-tls-");
+    if !tkeys.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## The store over HTTPS\n\n\
+             The same gateway (binary, flags, its own import of the same catalog) reading the \
+             same SeaweedFS through its TLS port (`--s3-endpoint https://…`, and `--s3-ca-file` \
+             naming a CA made for the run, which issued the store's certificate), as Amazon S3 and hosted stores are reached. \
+             Only the gateway's hop to the store is encrypted: direct storage is measured over \
+             plain HTTP, as above, so the last column is the cost of TLS to the store.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| measure | direct (storage) | gateway | gateway, store over HTTPS | HTTPS vs HTTP |"
+        );
+        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
+        for (size, conns) in tkeys {
+            let mbps = |p: &str| {
+                get(
+                    phases,
+                    &format!("throughput-{p}-{size}-c{conns}"),
+                    "/mb_per_s",
+                )
+            };
+            tls_rows.push(beside_gateway(
+                md,
+                "tls",
+                format!(
+                    "full file {}, {conns} connections (MB/s)",
+                    human_bytes(size)
+                ),
+                "MB/s",
+                (mbps("direct"), mbps("gateway"), mbps("tls")),
+                0,
+            ));
+        }
+    }
+    tls_rows
+}
+
+/// A row of a table that compares another set-up (`name`) with the single
+/// gateway: direct, gateway and it, with ratios; and the same in JSON.
+fn beside_gateway(
+    md: &mut String,
+    name: &str,
+    measure: String,
+    unit: &str,
+    (d, g, x): (Option<f64>, Option<f64>, Option<f64>),
+    decimals: usize,
+) -> Value {
+    let _ = writeln!(
+        md,
+        "| {measure} | {} | {} | {} | {} |",
+        fmt(d, decimals),
+        with_ratio(g, d, decimals),
+        with_ratio(x, d, decimals),
+        ratio(x, g),
+    );
+    let div = |a: Option<f64>, b: Option<f64>| {
+        a.zip(b)
+            .filter(|(_, b)| *b > 0.0)
+            .map(|(a, b)| round3(a / b))
+    };
+    json!({
+        "measure": measure,
+        "unit": unit,
+        "direct": d,
+        "gateway": g,
+        name: x,
+        format!("{name}_vs_direct"): div(x, d),
+        format!("{name}_vs_gateway"): div(x, g),
+    })
+}
