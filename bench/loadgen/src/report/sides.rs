@@ -17,6 +17,13 @@ fn get(phases: &Phases, name: &str, ptr: &str) -> Option<f64> {
     phases.get(name).and_then(|v| v.pointer(ptr)).and_then(num)
 }
 
+/// The full-file throughput of `path` for `size` bytes over `conns`
+/// connections, in MB/s.
+fn mbps(phases: &Phases, path: &str, size: u64, conns: u64) -> Option<f64> {
+    let name = format!("throughput-{path}-{size}-c{conns}");
+    get(phases, &name, "/mb_per_s")
+}
+
 /// Two gateway replicas behind nginx, against the same store; its rows in
 /// JSON.
 pub(super) fn replicas(md: &mut String, phases: &Phases, nproc: &str) -> Vec<Value> {
@@ -58,13 +65,7 @@ pub(super) fn replicas(md: &mut String, phases: &Phases, nproc: &str) -> Vec<Val
             ));
         };
         for (size, conns) in rkeys {
-            let mbps = |p: &str| {
-                get(
-                    phases,
-                    &format!("throughput-{p}-{size}-c{conns}"),
-                    "/mb_per_s",
-                )
-            };
+            let mbps = |p: &str| mbps(phases, p, size, conns);
             row(
                 md,
                 format!(
@@ -127,13 +128,7 @@ pub(super) fn signing(md: &mut String, phases: &Phases) {
         );
         let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |");
         for (size, conns) in ukeys {
-            let mbps = |p: &str| {
-                get(
-                    phases,
-                    &format!("throughput-{p}-{size}-c{conns}"),
-                    "/mb_per_s",
-                )
-            };
+            let mbps = |p: &str| mbps(phases, p, size, conns);
             let (d, u) = (mbps("direct"), mbps("unsigned"));
             let _ = writeln!(
                 md,
@@ -175,13 +170,7 @@ pub(super) fn tls(md: &mut String, phases: &Phases) -> Vec<Value> {
         );
         let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
         for (size, conns) in tkeys {
-            let mbps = |p: &str| {
-                get(
-                    phases,
-                    &format!("throughput-{p}-{size}-c{conns}"),
-                    "/mb_per_s",
-                )
-            };
+            let mbps = |p: &str| mbps(phases, p, size, conns);
             tls_rows.push(beside_gateway(
                 md,
                 "tls",
