@@ -17,7 +17,9 @@ use crate::catalog::{Catalog, redact_url};
 use crate::config::{Config, Secret, StorageConfig, StoreConfig};
 use crate::incidents::registry::Registry;
 use crate::keys::KeyLayout;
-use crate::storage::{Breaker, BreakerConfig, LocalStorage, S3Storage, Storage, StorageError};
+use crate::storage::{
+    BodyCache, Breaker, BreakerConfig, LocalStorage, S3Storage, Storage, StorageError,
+};
 
 /// Everything a request handler needs, cloned per request (and per layer
 /// of middleware): one reference count, whatever [`Shared`] holds.
@@ -89,7 +91,11 @@ impl AppState {
         registry: Registry,
         config: &Config,
     ) -> Self {
-        let storage: Arc<dyn Storage> = Arc::new(crate::observe::Instrumented(storage));
+        let mut storage: Arc<dyn Storage> = Arc::new(crate::observe::Instrumented(storage));
+        // Outside the instrumentation: a hit is no storage call.
+        if config.cache.bodies.max_bytes > 0 {
+            storage = Arc::new(BodyCache::new(storage, config.cache.bodies));
+        }
         let freshness = crate::cache::Freshness::default();
         Self(Arc::new(Shared {
             metrics: crate::observe::handle(),

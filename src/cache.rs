@@ -234,14 +234,17 @@ impl HeadCache {
             .await
     }
 
-    /// Forgets a key at once (the object changed or appeared).
+    /// Forgets a key at once (the object changed or appeared), its body
+    /// kept in memory included.
     pub async fn invalidate(&self, key: &str) {
         self.entries.invalidate(key).await;
+        self.storage.forget(Some(key));
     }
 
-    /// Forgets every entry.
+    /// Forgets every entry, bodies kept in memory included.
     pub fn clear(&self) {
         self.entries.invalidate_all();
+        self.storage.forget(None);
     }
 
     /// The storage behind the cache, for reads that must not be cached.
@@ -299,6 +302,7 @@ mod tests {
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_millis(100),
             max_entries: 100,
+            bodies: crate::storage::BodyCacheConfig::default(),
         };
         (
             HeadCache::new(storage.clone(), &config, Freshness::default()),

@@ -322,6 +322,19 @@ pub struct ServeArgs {
     #[arg(long, env = "PLAYBACK_GATEWAY_CACHE_MAX_ENTRIES", value_name = "N")]
     pub cache_max_entries: Option<u64>,
 
+    /// Memory for recent recordings' bytes, so that replays and seeks
+    /// skip the store; 0 turns it off [default: 8MiB].
+    #[arg(long, env = "PLAYBACK_GATEWAY_BODY_CACHE_SIZE", value_name = "SIZE")]
+    pub body_cache_size: Option<String>,
+
+    /// Larger recordings are never kept in memory [default: 8MiB].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_BODY_CACHE_MAX_OBJECT",
+        value_name = "SIZE"
+    )]
+    pub body_cache_max_object: Option<String>,
+
     /// Time in-flight requests get to finish on shutdown [default: 30s].
     #[arg(long, env = "PLAYBACK_GATEWAY_SHUTDOWN_GRACE", value_name = "DURATION")]
     pub shutdown_grace: Option<String>,

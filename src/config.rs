@@ -55,6 +55,8 @@ pub struct CacheConfig {
     pub negative_ttl: Duration,
     /// Most entries held (each is about 200 bytes).
     pub max_entries: u64,
+    /// Recent bodies kept in memory (`storage::BodyCache`).
+    pub bodies: crate::storage::BodyCacheConfig,
 }
 
 /// Everything the store-backed subcommands need: storage, catalog, layout.
@@ -160,6 +162,8 @@ pub struct FileConfig {
     pub cache_ttl: Option<String>,
     pub cache_negative_ttl: Option<String>,
     pub cache_max_entries: Option<u64>,
+    pub body_cache_size: Option<String>,
+    pub body_cache_max_object: Option<String>,
     pub shutdown_grace: Option<String>,
     pub retry_after: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -221,6 +225,50 @@ fn duration(
 ) -> Result<Duration, ConfigError> {
     flag.or(file)
         .map_or(Ok(default), |s| parse_duration(what, s))
+}
+
+/// A number of bytes such as `16MiB`, `512KiB` or `1048576`.
+pub fn parse_size(what: &str, s: &str) -> Result<u64, ConfigError> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| {
+            bad(
+                what,
+                format!("{s:?} is not a size like 16MiB, 512KiB or 1048576 ({e})"),
+            )
+        })
+}
+
+fn size(
+    what: &str,
+    flag: Option<&str>,
+    file: Option<&str>,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    flag.or(file).map_or(Ok(default), |s| parse_size(what, s))
+}
+
+/// The body cache's budget and largest object (0 turns it off).
+fn body_cache(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<crate::storage::BodyCacheConfig, ConfigError> {
+    let default = crate::storage::BodyCacheConfig::default();
+    Ok(crate::storage::BodyCacheConfig {
+        max_bytes: size(
+            "--body-cache-size (PLAYBACK_GATEWAY_BODY_CACHE_SIZE, body_cache_size)",
+            args.body_cache_size.as_deref(),
+            file.body_cache_size.as_deref(),
+            default.max_bytes,
+        )?,
+        max_object: size(
+            "--body-cache-max-object (PLAYBACK_GATEWAY_BODY_CACHE_MAX_OBJECT, body_cache_max_object)",
+            args.body_cache_max_object.as_deref(),
+            file.body_cache_max_object.as_deref(),
+            default.max_object,
+        )?,
+    })
 }
 
 /// A parsed `--storage` URL.
@@ -351,6 +399,7 @@ impl Config {
                     Duration::from_secs(5),
                 )?,
                 max_entries,
+                bodies: body_cache(args, file)?,
             },
             shutdown_grace: duration(
                 "--shutdown-grace (PLAYBACK_GATEWAY_SHUTDOWN_GRACE, shutdown_grace)",

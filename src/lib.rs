@@ -184,6 +184,7 @@ async fn serve(state: app::AppState, config: &Config) -> anyhow::Result<()> {
     tracing::info!(
         address = %app.local_addr(),
         storage = %app.state().heads.storage().describe(),
+        body_cache = %bytesize::ByteSize(config.cache.bodies.max_bytes),
         "playback-gateway listening"
     );
     app.run_until_stopped(app::shutdown_signal()).await

@@ -76,6 +76,9 @@ impl Storage for Instrumented {
     fn list(&self, prefix: &str) -> crate::storage::ListStream {
         self.0.list(prefix)
     }
+    fn forget(&self, key: Option<&str>) {
+        self.0.forget(key);
+    }
 }
 
 /// The verdict a response answered, for the request metric and the log.

@@ -6,6 +6,7 @@
 //! *misconfigured* deployment: the product promises never to call a storage
 //! hiccup a loss, and that promise starts here.
 
+mod bodies;
 mod breaker;
 mod local;
 mod s3;
@@ -16,6 +17,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::Stream;
 
+pub use bodies::{BodyCache, BodyCacheConfig};
 pub use breaker::{Breaker, BreakerConfig};
 pub use local::LocalStorage;
 pub use s3::{CertificateDer, DEFAULT_READ_BUFFER, MIN_READ, S3Options, S3Storage, read_ca_file};
@@ -95,6 +97,13 @@ pub trait Storage: Send + Sync + 'static {
 
     /// A short description for logs and readiness (never a secret).
     fn describe(&self) -> String;
+
+    /// Drops whatever is kept in memory about `key` (its metadata was
+    /// invalidated: the object changed, appeared or went), or about every
+    /// key (`None`: the caches were flushed).
+    fn forget(&self, key: Option<&str>) {
+        let _ = key;
+    }
 
     /// Every object whose key starts with `prefix`, in byte order of keys,
     /// with flat memory (the loss audit reconciles it with the catalog).

@@ -218,3 +218,49 @@ fn the_s3_ca_file_must_hold_certificates() {
     );
     assert_eq!(resolve(one).unwrap(), 1);
 }
+
+#[test]
+fn sizes_read_as_operators_write_them() {
+    for (text, bytes) in [
+        ("16MiB", 16 << 20),
+        ("512 KiB", 512 << 10),
+        ("1048576", 1 << 20),
+        ("0", 0),
+        ("2MB", 2_000_000),
+    ] {
+        assert_eq!(parse_size("x", text).unwrap(), bytes, "{text}");
+    }
+    for garbage in ["", "lots", "-1MiB", "16 MiBs", "1e999", "\u{0}", "16MiB16"] {
+        let err = parse_size("--body-cache-size", garbage)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--body-cache-size"), "{garbage:?}: {err}");
+    }
+}
+
+#[test]
+fn the_body_cache_is_on_by_default_and_can_be_turned_off() {
+    let with = |args: ServeArgs, file: &str| {
+        let file: FileConfig = toml::from_str(&format!(
+            "storage = \"s3://calls\"\ncatalog = \"sqlite://c.db\"\n{file}"
+        ))
+        .unwrap();
+        Config::resolve(&args, &file).map(|c| c.cache.bodies)
+    };
+    assert_eq!(
+        with(ServeArgs::default(), "").unwrap(),
+        crate::storage::BodyCacheConfig::default()
+    );
+    let off = with(
+        ServeArgs::default(),
+        "body_cache_size = \"0\"\nbody_cache_max_object = \"1MiB\"",
+    )
+    .unwrap();
+    assert_eq!((off.max_bytes, off.max_object), (0, 1 << 20));
+    let args = ServeArgs {
+        body_cache_size: Some("a little".into()),
+        ..ServeArgs::default()
+    };
+    let err = with(args, "").unwrap_err().to_string();
+    assert!(err.contains("PLAYBACK_GATEWAY_BODY_CACHE_SIZE"), "{err}");
+}

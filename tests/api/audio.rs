@@ -1,10 +1,11 @@
 //! Audio bytes and ranges, compared byte for byte with the source object.
 
 use playback_gateway::keys::Format;
+use playback_gateway::storage::BodyCacheConfig;
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, Options, spawn_app, spawn_app_with};
 
 both_backends!(
     full_get_returns_every_byte_with_exact_headers,
@@ -293,22 +294,53 @@ async fn a_large_object_streams_whole(b: Backend) {
 }
 
 async fn a_replaced_object_is_served_in_its_new_version(b: Backend) {
-    let app = spawn_app(b).await;
-    let rec = app.seed(10_000).await;
-    let first = app.get(&rec.path(Format::Wav)).send().await.unwrap();
-    let old_etag = first.headers()["etag"].clone();
-    assert_eq!(first.bytes().await.unwrap(), rec.bytes);
-    // Re-uploaded (say, during a recovery) with other content and size,
-    // while the gateway still caches the old metadata.
-    let new_bytes = crate::helpers::audio_bytes(7_777);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    app.put_object(&app.key(&rec, Format::Wav), &new_bytes)
+    // With recordings kept in memory (the default), and without.
+    for body_cache in [
+        BodyCacheConfig::default(),
+        BodyCacheConfig {
+            max_bytes: 0,
+            ..BodyCacheConfig::default()
+        },
+    ] {
+        let kept = body_cache.max_bytes > 0;
+        let app = spawn_app_with(
+            b,
+            Options {
+                body_cache,
+                ..Options::default()
+            },
+        )
         .await;
-    let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_ne!(res.headers()["etag"], old_etag);
-    assert_eq!(res.headers()["content-length"], "7777");
-    assert_eq!(res.bytes().await.unwrap(), new_bytes);
+        let rec = app.seed(10_000).await;
+        let first = app.get(&rec.path(Format::Wav)).send().await.unwrap();
+        let old_etag = first.headers()["etag"].clone();
+        assert_eq!(first.bytes().await.unwrap(), rec.bytes);
+        // Re-uploaded (say, during a recovery) with other content and size,
+        // behind the gateway's back, while it still caches the old metadata.
+        let new_bytes = crate::helpers::audio_bytes(7_777);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        app.put_object(&app.key(&rec, Format::Wav), &new_bytes)
+            .await;
+        let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        if kept {
+            // The kept version, whole and consistent (its own ETag and
+            // length), until the metadata is forgotten or its TTL passes.
+            assert_eq!(res.headers()["etag"], old_etag);
+            assert_eq!(res.bytes().await.unwrap(), rec.bytes);
+            app.state.heads.clear();
+            let res = app.get(&rec.path(Format::Wav)).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_ne!(res.headers()["etag"], old_etag);
+            assert_eq!(res.bytes().await.unwrap(), new_bytes);
+            continue;
+        }
+        // Every read goes to the store, conditioned on the ETag: the change
+        // shows at once.
+        assert_ne!(res.headers()["etag"], old_etag);
+        assert_eq!(res.headers()["content-length"], "7777");
+        assert_eq!(res.bytes().await.unwrap(), new_bytes);
+    }
 }
 
 /// Keys are signed as S3 reads them: a prefix with spaces, symbols and

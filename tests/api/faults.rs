@@ -195,6 +195,12 @@ async fn handle(
 }
 
 async fn app_behind_proxy() -> (TestApp, FaultProxy) {
+    app_behind_proxy_with(Options::default()).await
+}
+
+/// A gateway over the shared SeaweedFS through a [`FaultProxy`], with
+/// short deadlines and a quick breaker.
+pub async fn app_behind_proxy_with(opts: Options) -> (TestApp, FaultProxy) {
     let proxy = FaultProxy::start(&crate::seaweed::shared().s3_endpoint).await;
     let app = spawn_app_with(
         Backend::S3,
@@ -205,7 +211,7 @@ async fn app_behind_proxy() -> (TestApp, FaultProxy) {
                 threshold: 4,
                 cooldown: Duration::from_millis(800),
             },
-            ..Options::default()
+            ..opts
         },
     )
     .await;

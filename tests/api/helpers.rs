@@ -17,7 +17,7 @@ use playback_gateway::keys::{Format, KeyLayout};
 use playback_gateway::server::ServerLimits;
 use playback_gateway::sid::{AccountSid, RecordingSid};
 use playback_gateway::storage::{
-    Breaker, BreakerConfig, LocalStorage, S3Options, S3Storage, Storage,
+    BodyCacheConfig, Breaker, BreakerConfig, LocalStorage, S3Options, S3Storage, Storage,
 };
 use tokio::sync::oneshot;
 
@@ -145,6 +145,8 @@ pub struct Options {
     /// Another replica: this catalog URL and recordings directory (from
     /// [`TestApp::store`]) instead of fresh ones.
     pub replica_of: Option<(String, std::path::PathBuf)>,
+    /// `--body-cache-size` and `--body-cache-max-object`.
+    pub body_cache: BodyCacheConfig,
 }
 
 impl Default for Options {
@@ -167,6 +169,7 @@ impl Default for Options {
             store_endpoint: None,
             s3_prefix: None,
             catalog_url: None,
+            body_cache: BodyCacheConfig::default(),
         }
     }
 }
@@ -184,11 +187,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, Options::default()).await
 }
 
-fn cache_config() -> CacheConfig {
+fn cache_config(bodies: BodyCacheConfig) -> CacheConfig {
     CacheConfig {
         ttl: Duration::from_secs(60),
         negative_ttl: Duration::from_secs(5),
         max_entries: 10_000,
+        bodies,
     }
 }
 
@@ -313,7 +317,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
             key_layout: layout.clone(),
             dir: Some(dir.path().into()),
         },
-        cache: cache_config(),
+        cache: cache_config(opts.body_cache),
         shutdown_grace: opts.grace,
         retry_after: Duration::from_secs(7),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),

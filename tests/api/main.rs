@@ -10,6 +10,7 @@ mod access;
 mod access_more;
 mod audio;
 mod audit;
+mod bodies;
 mod browser;
 mod catalogs;
 mod cluster;
