@@ -1,6 +1,6 @@
 //! The tables beside the main one: two gateway replicas behind nginx,
-//! what signed requests cost the store, and the store over HTTPS. Each is
-//! written only when its phases ran.
+//! what signed requests cost the store, the store over HTTPS, and replays
+//! from the body cache. Each is written only when its phases ran.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -151,40 +151,77 @@ pub(super) fn signing(md: &mut String, phases: &Phases) {
 /// The gateway over the store's HTTPS port, against the same store; its
 /// rows in JSON.
 pub(super) fn tls(md: &mut String, phases: &Phases) -> Vec<Value> {
-    // The gateway over the store's HTTPS port, against the same store.
-    let mut tls_rows: Vec<Value> = Vec::new();
-    let tkeys = sizes_and_connections(phases.keys(), "throughput-tls-");
-    if !tkeys.is_empty() {
-        let _ = writeln!(
-            md,
-            "\n## The store over HTTPS\n\n\
-             The same gateway (binary, flags, its own import of the same catalog) reading the \
-             same SeaweedFS through its TLS port (`--s3-endpoint https://…`, and `--s3-ca-file` \
-             naming a CA made for the run, which issued the store's certificate), as Amazon S3 and hosted stores are reached. \
-             Only the gateway's hop to the store is encrypted: direct storage is measured over \
-             plain HTTP, as above, so the last column is the cost of TLS to the store.\n"
-        );
-        let _ = writeln!(
-            md,
-            "| measure | direct (storage) | gateway | gateway, store over HTTPS | HTTPS vs HTTP |"
-        );
-        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
-        for (size, conns) in tkeys {
-            let mbps = |p: &str| mbps(phases, p, size, conns);
-            tls_rows.push(beside_gateway(
-                md,
-                "tls",
-                format!(
-                    "full file {}, {conns} connections (MB/s)",
-                    human_bytes(size)
-                ),
-                "MB/s",
-                (mbps("direct"), mbps("gateway"), mbps("tls")),
-                0,
-            ));
-        }
+    full_files_beside(
+        md,
+        phases,
+        "tls",
+        "The store over HTTPS",
+        "The same gateway (binary, flags, its own import of the same catalog) reading the \
+         same SeaweedFS through its TLS port (`--s3-endpoint https://…`, and `--s3-ca-file` \
+         naming a CA made for the run, which issued the store's certificate), as Amazon S3 and \
+         hosted stores are reached. Only the gateway's hop to the store is encrypted: direct \
+         storage is measured over plain HTTP, as above, so the last column is the cost of TLS \
+         to the store.",
+        ("gateway, store over HTTPS", "HTTPS vs HTTP"),
+    )
+}
+
+/// The gateway as shipped, its recent recordings kept in memory, against
+/// the same store.
+pub(super) fn cached(md: &mut String, phases: &Phases) -> Vec<Value> {
+    full_files_beside(
+        md,
+        phases,
+        "cached",
+        "Replays: recent recordings kept in memory",
+        "The gateway columns above read every body from the store (`--body-cache-size 0`), \
+         to measure the hop. As shipped, the gateway keeps recordings read whole (by default \
+         8 MiB of them) and answers replays and seeks of them from memory. This gateway (the \
+         same binary and flags, its own import of the same catalog, the default body cache) \
+         is measured on the same requests: each connection goes over the same 8 objects again \
+         and again, so the 100 KB ones (0.8 MB in all) are kept after their first read, the \
+         1 MB ones (8 MB) nearly all fit, and the 5 MB ones (40 MB) mostly do not. It shows \
+         what a replay costs, not a first play: a first play is the gateway column.",
+        ("gateway, kept in memory", "kept vs store"),
+    )
+}
+
+/// A table of the full-file rows of `path` beside direct storage and the
+/// single gateway; its rows in JSON.
+fn full_files_beside(
+    md: &mut String,
+    phases: &Phases,
+    path: &str,
+    heading: &str,
+    intro: &str,
+    (column, versus): (&str, &str),
+) -> Vec<Value> {
+    let mut rows: Vec<Value> = Vec::new();
+    let keys = sizes_and_connections(phases.keys(), &format!("throughput-{path}-"));
+    if keys.is_empty() {
+        return rows;
     }
-    tls_rows
+    let _ = writeln!(md, "\n## {heading}\n\n{intro}\n");
+    let _ = writeln!(
+        md,
+        "| measure | direct (storage) | gateway | {column} | {versus} |"
+    );
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
+    for (size, conns) in keys {
+        let mbps = |p: &str| mbps(phases, p, size, conns);
+        rows.push(beside_gateway(
+            md,
+            path,
+            format!(
+                "full file {}, {conns} connections (MB/s)",
+                human_bytes(size)
+            ),
+            "MB/s",
+            (mbps("direct"), mbps("gateway"), mbps(path)),
+            0,
+        ));
+    }
+    rows
 }
 
 /// A row of a table that compares another set-up (`name`) with the single
