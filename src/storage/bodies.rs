@@ -81,6 +81,11 @@ struct Fills {
 impl BodyCache {
     pub fn new(inner: Arc<dyn Storage>, config: BodyCacheConfig) -> Self {
         let entries = Cache::builder()
+            // The recording just played is the one about to be sought
+            // into: it always gets in, the least recently used goes
+            // (moka's default, TinyLFU, would turn a newcomer away for
+            // bodies read more often before).
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .max_capacity(config.max_bytes)
             .weigher(|_key: &String, entry: &Arc<Entry>| {
                 u32::try_from(entry.bytes.len()).unwrap_or(u32::MAX)

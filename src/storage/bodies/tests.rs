@@ -216,6 +216,28 @@ async fn one_copy_per_key_at_a_time_and_none_past_the_budget() {
 }
 
 #[tokio::test]
+async fn the_recording_just_played_displaces_the_least_recently_used() {
+    let s = setup(BodyCacheConfig {
+        max_bytes: 250_000,
+        max_object: 200_000,
+    });
+    s.put("old.wav", &bytes(100_000));
+    s.put("new.wav", &bytes(200_000));
+    let old = s.etag("old.wav").await;
+    let new = s.etag("new.wav").await;
+    for _ in 0..5 {
+        s.read("old.wav", &old, None).await; // replayed often
+    }
+    s.read("new.wav", &new, None).await;
+    s.cache.entries.run_pending_tasks();
+    let before = s.gets();
+    s.read("new.wav", &new, range(1000, 1999)).await;
+    assert_eq!(s.gets(), before, "the newcomer is kept");
+    s.read("old.wav", &old, None).await;
+    assert_eq!(s.gets(), before + 1, "the older one made room");
+}
+
+#[tokio::test]
 async fn forgetting_drops_kept_bodies() {
     let s = setup(BodyCacheConfig::default());
     s.put("a.wav", &bytes(1000));
