@@ -167,9 +167,9 @@ pub(super) fn tls(md: &mut String, phases: &Phases) -> Vec<Value> {
 }
 
 /// The gateway as shipped, its recent recordings kept in memory, against
-/// the same store.
+/// the same store: full files, and seeks into a recording just played.
 pub(super) fn cached(md: &mut String, phases: &Phases) -> Vec<Value> {
-    full_files_beside(
+    let mut rows = full_files_beside(
         md,
         phases,
         "cached",
@@ -181,9 +181,28 @@ pub(super) fn cached(md: &mut String, phases: &Phases) -> Vec<Value> {
          is measured on the same requests: each connection goes over the same 8 objects again \
          and again, so the 100 KB ones (0.8 MB in all) are kept after their first read, the \
          1 MB ones (8 MB) nearly all fit, and the 5 MB ones (40 MB) mostly do not. It shows \
-         what a replay costs, not a first play: a first play is the gateway column.",
+         what a replay costs, not a first play: a first play is the gateway column. The \
+         seek rows are the seek phase above (64 KiB ranges at random offsets, at the same \
+         rate) sent to this gateway for one 5 MB recording it has just played whole, as an \
+         agent scrubs through a call: direct's and the gateway's columns are their seek \
+         phase above (store reads cost the same whichever object they hit).",
         ("gateway, kept in memory", "kept vs store"),
-    )
+    );
+    if rows.is_empty() || !phases.contains_key("seek-cached") {
+        return rows;
+    }
+    for q in ["p50", "p99"] {
+        let v = |p: &str| get(phases, &format!("seek-{p}"), &format!("/ttfb_ms/{q}"));
+        rows.push(beside_gateway(
+            md,
+            "cached",
+            format!("seek into a recording just played: time to first byte {q} (ms)"),
+            "ms",
+            (v("direct"), v("gateway"), v("cached")),
+            2,
+        ));
+    }
+    rows
 }
 
 /// A table of the full-file rows of `path` beside direct storage and the
