@@ -134,6 +134,21 @@ pub async fn check_config(args: &crate::cli::ServeArgs) -> anyhow::Result<()> {
         "     catalog: {}",
         crate::catalog::redact_url(&config.store.catalog_url)
     );
+    let bodies = config.cache.bodies;
+    println!(
+        "     caches: metadata {} (not found {}), recordings in memory {}",
+        humantime::format_duration(config.cache.ttl),
+        humantime::format_duration(config.cache.negative_ttl),
+        if bodies.max_bytes == 0 {
+            "off".to_owned()
+        } else {
+            format!(
+                "{} (each up to {})",
+                bytesize::ByteSize(bodies.max_bytes),
+                bytesize::ByteSize(bodies.max_object)
+            )
+        }
+    );
     println!(
         "     access: {}, {} link key(s), admin API {}",
         if config.access.open {

@@ -349,6 +349,7 @@ fn check_config_says_what_is_wrong() {
         "ok   storage answers",
         "ok   catalog",
         "ok   incident registry: 1",
+        "caches: metadata 1m (not found 5s), recordings in memory 8.0 MiB (each up to 8.0 MiB)",
     ] {
         assert!(text.contains(line), "{line}: {text}");
     }
@@ -380,6 +381,8 @@ fn check_config_says_what_is_wrong() {
     );
     let err = run_failing(&["check-config", "--dir", d, "--listen", "nowhere"]);
     assert!(err.contains("--listen"), "{err}");
+    let err = run_failing(&["check-config", "--dir", d, "--body-cache-size", "8 MiBs"]);
+    assert!(err.contains("--body-cache-size"), "{err}");
 }
 
 #[tokio::test]
