@@ -33,7 +33,7 @@ fn calls_verb(i: &Incident) -> &'static str {
 fn window(i: &Incident) -> String {
     let (local, utc) = (i.window_local(), i.window_utc());
     if local == utc {
-        local
+        local.to_owned()
     } else {
         format!("{local} ({utc})")
     }

@@ -130,6 +130,31 @@ pub struct Incident {
     /// Where the definition lives: `file` (read-only) or `admin`.
     #[serde(skip)]
     pub origin: Origin,
+    /// The window as people read it, worked out once: every lost answer
+    /// shows it, several times over.
+    #[serde(skip)]
+    labels: Labels,
+}
+
+/// An incident's window in words, derived from `start`, `end` and `tz`.
+#[derive(Debug, Clone, PartialEq)]
+struct Labels {
+    local: String,
+    utc: String,
+    start_local: String,
+    end_local: String,
+}
+
+impl Labels {
+    fn of(start: Timestamp, end: Timestamp, tz: &TimeZone) -> Self {
+        let (a, b) = (start.to_zoned(tz.clone()), end.to_zoned(tz.clone()));
+        Self {
+            local: window_label(&a, &b),
+            utc: window_label(&start.to_zoned(TimeZone::UTC), &end.to_zoned(TimeZone::UTC)),
+            start_local: a.to_string(),
+            end_local: b.to_string(),
+        }
+    }
 }
 
 /// Where an incident is defined.
@@ -242,6 +267,7 @@ impl IncidentSpec {
         }
         Ok(Incident {
             spec: self,
+            labels: Labels::of(start, end, &tz),
             start,
             end,
             tz,
@@ -288,19 +314,19 @@ impl Incident {
     }
 
     /// The window in the incident's zone, e.g. `2017-05-09 10:48–11:31 PDT`.
-    pub fn window_local(&self) -> String {
-        window_label(
-            &self.start.to_zoned(self.tz.clone()),
-            &self.end.to_zoned(self.tz.clone()),
-        )
+    pub fn window_local(&self) -> &str {
+        &self.labels.local
     }
 
     /// The window in UTC, e.g. `2017-05-09 17:48–18:31 UTC`.
-    pub fn window_utc(&self) -> String {
-        window_label(
-            &self.start.to_zoned(TimeZone::UTC),
-            &self.end.to_zoned(TimeZone::UTC),
-        )
+    pub fn window_utc(&self) -> &str {
+        &self.labels.utc
+    }
+
+    /// Start and end in the incident's zone, RFC 9557
+    /// (`2017-05-09T10:48:00-07:00[America/Los_Angeles]`).
+    pub fn local_bounds(&self) -> (&str, &str) {
+        (&self.labels.start_local, &self.labels.end_local)
     }
 
     /// The incident page.

@@ -43,6 +43,7 @@ pub fn badge(v: &Verdict) -> &'static str {
 
 /// An incident as JSON: window in UTC and in the incident's zone.
 pub fn incident_json(i: &Incident) -> Value {
+    let (start_local, end_local) = i.local_bounds();
     json!({
         "id": i.id(),
         "title": i.spec.title,
@@ -54,8 +55,8 @@ pub fn incident_json(i: &Incident) -> Value {
         "window": {
             "start": i.start.to_string(),
             "end": i.end.to_string(),
-            "start_local": i.start.to_zoned(i.tz.clone()).to_string(),
-            "end_local": i.end.to_zoned(i.tz.clone()).to_string(),
+            "start_local": start_local,
+            "end_local": end_local,
             "local": i.window_local(),
             "utc": i.window_utc(),
         },
@@ -66,7 +67,10 @@ pub fn incident_json(i: &Incident) -> Value {
 
 /// The `availability` object: the verdict and its explanation.
 pub fn availability_json(v: &Verdict) -> Value {
-    let ex = Explanation::of(v);
+    availability_with(v, &Explanation::of(v))
+}
+
+fn availability_with(v: &Verdict, ex: &Explanation) -> Value {
     let mut out = json!({
         "verdict": v.name(),
         "playable": matches!(v, Verdict::Available),
@@ -90,11 +94,11 @@ pub fn availability_json(v: &Verdict) -> Value {
     out
 }
 
-/// RFC 9457 problem details for a verdict, with extension members.
-pub fn problem_json(r: &Resolved) -> Value {
+/// RFC 9457 problem details for a verdict and its explanation, with
+/// extension members.
+fn problem_json(r: &Resolved, ex: &Explanation) -> Value {
     let v = &r.verdict;
-    let mut p = availability_json(v);
-    let ex = Explanation::of(v);
+    let mut p = availability_with(v, ex);
     p["type"] = json!(format!("/problems/{}", v.name()));
     p["title"] = json!(ex.title);
     p["status"] = json!(status_of(v).as_u16());
@@ -116,7 +120,7 @@ pub fn verdict_response(state: &AppState, r: &Resolved, headers: &HeaderMap) -> 
     let (ctype, body) = match repr {
         Repr::Json | Repr::Csv => (
             "application/problem+json",
-            serde_json::to_string(&problem_json(r)).unwrap_or_default(),
+            serde_json::to_string(&problem_json(r, &ex)).unwrap_or_default(),
         ),
         Repr::Html => (
             "text/html; charset=utf-8",

@@ -55,8 +55,8 @@ impl From<&Incident> for IncidentView {
             status,
             outcome: i.spec.outcome.label().into(),
             time_zone: i.spec.time_zone.clone(),
-            window_local: i.window_local(),
-            window_utc: i.window_utc(),
+            window_local: i.window_local().to_owned(),
+            window_utc: i.window_utc().to_owned(),
             start_utc: i.start.to_string(),
             end_utc: i.end.to_string(),
             match_label: match i.spec.match_on {
