@@ -249,28 +249,6 @@ fn size(
     flag.or(file).map_or(Ok(default), |s| parse_size(what, s))
 }
 
-/// The body cache's budget and largest object (0 turns it off).
-fn body_cache(
-    args: &ServeArgs,
-    file: &FileConfig,
-) -> Result<crate::storage::BodyCacheConfig, ConfigError> {
-    let default = crate::storage::BodyCacheConfig::default();
-    Ok(crate::storage::BodyCacheConfig {
-        max_bytes: size(
-            "--body-cache-size (PLAYBACK_GATEWAY_BODY_CACHE_SIZE, body_cache_size)",
-            args.body_cache_size.as_deref(),
-            file.body_cache_size.as_deref(),
-            default.max_bytes,
-        )?,
-        max_object: size(
-            "--body-cache-max-object (PLAYBACK_GATEWAY_BODY_CACHE_MAX_OBJECT, body_cache_max_object)",
-            args.body_cache_max_object.as_deref(),
-            file.body_cache_max_object.as_deref(),
-            default.max_object,
-        )?,
-    })
-}
-
 /// A parsed `--storage` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageUrl {
@@ -470,7 +448,7 @@ impl Config {
 }
 
 mod sections;
-use sections::{access_config, s3_options, server_limits};
+use sections::{access_config, body_cache, s3_options, server_limits};
 
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,10 @@
-//! The sections of the configuration that have many settings: S3, access
-//! and the server's limits. Same precedence as everywhere: flag, then
+//! The sections of the configuration that have many settings: S3, access,
+//! the server's limits and the body cache. Same precedence as everywhere: flag, then
 //! environment, then file, then default.
 
 use std::time::Duration;
 
-use super::{AccessConfig, ConfigError, FileConfig, Secret, bad, duration};
+use super::{AccessConfig, ConfigError, FileConfig, Secret, bad, duration, size};
 use crate::cli::{ServeArgs, StoreArgs};
 use crate::storage::{S3Options, read_ca_file};
 
@@ -162,5 +162,27 @@ pub(super) fn s3_options(
             })?,
             None => Vec::new(),
         },
+    })
+}
+
+/// The body cache's budget and largest object (0 turns it off).
+pub(super) fn body_cache(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<crate::storage::BodyCacheConfig, ConfigError> {
+    let default = crate::storage::BodyCacheConfig::default();
+    Ok(crate::storage::BodyCacheConfig {
+        max_bytes: size(
+            "--body-cache-size (PLAYBACK_GATEWAY_BODY_CACHE_SIZE, body_cache_size)",
+            args.body_cache_size.as_deref(),
+            file.body_cache_size.as_deref(),
+            default.max_bytes,
+        )?,
+        max_object: size(
+            "--body-cache-max-object (PLAYBACK_GATEWAY_BODY_CACHE_MAX_OBJECT, body_cache_max_object)",
+            args.body_cache_max_object.as_deref(),
+            file.body_cache_max_object.as_deref(),
+            default.max_object,
+        )?,
     })
 }
