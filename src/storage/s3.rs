@@ -13,6 +13,7 @@ use futures_util::{StreamExt, stream};
 mod conn;
 mod direct;
 mod fetch;
+mod tls;
 mod transport;
 pub use conn::{CertificateDer, read_ca_file};
 pub use fetch::MIN_READ;

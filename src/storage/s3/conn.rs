@@ -4,28 +4,29 @@
 //!
 //! Why TLS here as well as under the SDK: object bodies are the hot path,
 //! and they take `fetch`'s pooled connections, sized reads and deadlines
-//! whatever the endpoint's scheme. The trust anchors are the SDK
+//! whatever the endpoint's scheme ([`tls`](super::tls) for how TLS keeps
+//! its memory small). The trust anchors are the SDK
 //! transport's ([`trust`]): the system's roots plus `--s3-ca-file`.
 
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 pub use rustls::pki_types::CertificateDer;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
+
+use super::tls::TlsConn;
 
 /// One connection to the store.
 #[derive(Debug)]
 pub enum Conn {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsConn>),
 }
 
 /// Where a store URL's requests go.
@@ -62,7 +63,7 @@ impl Target {
 /// Opens connections: TCP, then TLS where the target asks for it.
 #[derive(Clone)]
 pub struct Connector {
-    tls: TlsConnector,
+    tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
 }
 
@@ -81,7 +82,7 @@ impl Connector {
         // `fetch` speaks HTTP/1.1 only; a store must not pick h2.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Self {
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: Arc::new(config),
             timeout,
         }
     }
@@ -95,7 +96,7 @@ impl Connector {
             }
             let name = ServerName::try_from(target.host.clone())
                 .map_err(|_| invalid("a store host that is no TLS server name"))?;
-            let tls = self.tls.connect(name, tcp).await?;
+            let tls = TlsConn::connect(tcp, self.tls.clone(), name).await?;
             Ok(Conn::Tls(Box::new(tls)))
         };
         tokio::time::timeout(self.timeout, connecting)
@@ -114,53 +115,55 @@ impl Conn {
     /// reads as EOF at once (or, over TLS, as its `close_notify`); anything
     /// readable on an idle connection means it is not.
     pub fn is_idle_open(&self) -> bool {
+        match self {
+            Conn::Plain(tcp) => tcp_is_idle_open(tcp),
+            Conn::Tls(tls) => tls.is_idle_open(),
+        }
+    }
+
+    /// Lets go of buffers kept for the next read, as the connection goes
+    /// idle in the pool.
+    pub fn idle(&mut self) {
+        if let Conn::Tls(tls) = self {
+            tls.idle();
+        }
+    }
+
+    /// Sends `data` (a request), encrypted where the connection is TLS.
+    pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Plain(tcp) => tcp.write_all(data).await,
+            Conn::Tls(tls) => tls.send(data).await,
+        }
+    }
+
+    /// The next bytes the store sent: whatever has arrived, up to about
+    /// `want` (over TLS, whole records: see [`TlsConn::poll_chunk`]).
+    /// Empty once the store has closed the connection. An error after some
+    /// bytes waits for the next read, so the bytes are not lost.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<Bytes>> {
         let tcp = match self {
             Conn::Plain(tcp) => tcp,
-            Conn::Tls(tls) => tls.get_ref().0,
+            Conn::Tls(tls) => return tls.poll_chunk(cx, want),
         };
-        let mut probe = [0u8; 1];
-        matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-    }
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        let mut buf = BytesMut::with_capacity(want);
+        loop {
+            match tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut *tcp), cx, &mut buf) {
+                Poll::Ready(Ok(n)) if n > 0 && buf.len() < want => continue,
+                Poll::Ready(Err(e)) if buf.is_empty() => return Poll::Ready(Err(e)),
+                Poll::Pending if buf.is_empty() => return Poll::Pending,
+                // Full, dry, closed or failed: hand on what came.
+                _ => return Poll::Ready(Ok(buf.freeze())),
+            }
         }
     }
 }
 
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
-        }
-    }
+/// Whether an idle TCP connection is still open: nothing to read, not
+/// even its end.
+pub fn tcp_is_idle_open(tcp: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 /// The TLS settings for every connection to the store, the SDK's included:

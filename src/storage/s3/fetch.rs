@@ -29,7 +29,6 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use hyper::Uri;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::conn::{Conn, Connector, Target};
 
@@ -134,9 +133,7 @@ impl Fetcher {
     ) -> io::Result<Response> {
         let limit = self.inner.read_timeout;
         let (head, leftover) = tokio::time::timeout(limit, async {
-            conn.write_all(request).await?;
-            // TLS holds written records until flushed.
-            conn.flush().await?;
+            conn.send(request).await?;
             read_head(&mut conn).await
         })
         .await
@@ -173,7 +170,8 @@ impl Fetcher {
 }
 
 impl Inner {
-    fn check_in(&self, target: Target, conn: Conn) {
+    fn check_in(&self, target: Target, mut conn: Conn) {
+        conn.idle();
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -191,22 +189,31 @@ impl Inner {
 /// Reads until a whole response head is in; returns it and the body bytes
 /// that came with it.
 async fn read_head(conn: &mut Conn) -> io::Result<(Head, Bytes)> {
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut got = Bytes::new();
     loop {
-        if conn.read_buf(&mut buf).await? == 0 {
+        let chunk = std::future::poll_fn(|cx| conn.poll_chunk(cx, 4096)).await?;
+        if chunk.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the store closed the connection before answering",
             ));
         }
-        if let Some((head, len)) = parse_head(&buf)? {
-            let _ = buf.split_to(len);
-            return Ok((head, buf.freeze()));
+        // Usually the whole head comes in the first chunk, and the body's
+        // first bytes are a slice of it.
+        got = if got.is_empty() {
+            chunk
+        } else {
+            let mut joined = BytesMut::with_capacity(got.len() + chunk.len());
+            joined.extend_from_slice(&got);
+            joined.extend_from_slice(&chunk);
+            joined.freeze()
+        };
+        if let Some((head, len)) = parse_head(&got)? {
+            return Ok((head, got.slice(len..)));
         }
-        if buf.len() >= MAX_HEAD {
+        if got.len() >= MAX_HEAD {
             return Err(invalid("the store's response head is too large"));
         }
-        buf.reserve(4096);
     }
 }
 
@@ -346,40 +353,40 @@ impl Stream for Body {
         let Some(conn) = this.conn.as_mut() else {
             return Poll::Ready(None);
         };
-        let mut buf = BytesMut::with_capacity(want);
-        // Read what is there, up to `want`: one chunk per wake-up, as
-        // large as the store's pace allows.
-        loop {
-            match tokio_util::io::poll_read_buf(Pin::new(&mut *conn), cx, &mut buf) {
-                Poll::Ready(Ok(0)) if buf.is_empty() => {
-                    let why = format!("the store closed the body {} bytes early", this.remaining);
-                    return this.fail(io::Error::new(io::ErrorKind::UnexpectedEof, why));
-                }
-                Poll::Ready(Err(e)) if buf.is_empty() => return this.fail(e),
-                Poll::Ready(Ok(n)) if n > 0 && buf.len() < want => continue,
-                Poll::Pending if buf.is_empty() => {
-                    let limit = this.read_timeout;
-                    let (armed, sleep) = this
-                        .stall
-                        .get_or_insert_with(|| (true, Box::pin(tokio::time::sleep(limit))));
-                    if !*armed {
-                        sleep.as_mut().reset(tokio::time::Instant::now() + limit);
-                        *armed = true;
-                    }
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        return this.fail(timed_out("reading the store's body", limit));
-                    }
-                    return Poll::Pending;
-                }
-                // Some bytes, and the socket is dry, closed or failed: hand
-                // them on now; an end or error shows at the next read.
-                _ => break,
+        // What is there, up to `want`: one chunk per wake-up, as large as
+        // the store's pace allows.
+        let mut chunk = match conn.poll_chunk(cx, want) {
+            Poll::Ready(Ok(chunk)) if chunk.is_empty() => {
+                let why = format!("the store closed the body {} bytes early", this.remaining);
+                return this.fail(io::Error::new(io::ErrorKind::UnexpectedEof, why));
             }
+            Poll::Ready(Ok(chunk)) => chunk,
+            Poll::Ready(Err(e)) => return this.fail(e),
+            Poll::Pending => {
+                let limit = this.read_timeout;
+                let (armed, sleep) = this
+                    .stall
+                    .get_or_insert_with(|| (true, Box::pin(tokio::time::sleep(limit))));
+                if !*armed {
+                    sleep.as_mut().reset(tokio::time::Instant::now() + limit);
+                    *armed = true;
+                }
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return this.fail(timed_out("reading the store's body", limit));
+                }
+                return Poll::Pending;
+            }
+        };
+        if chunk.len() as u64 > this.remaining {
+            // More than the body (a TLS record reaching past it): the
+            // store's framing cannot be trusted for another request.
+            chunk.truncate(this.remaining as usize);
+            this.keep_alive = false;
         }
         if let Some((armed, _)) = this.stall.as_mut() {
             *armed = false;
         }
-        this.deliver(buf.freeze())
+        this.deliver(chunk)
     }
 }
 

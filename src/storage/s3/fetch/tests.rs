@@ -69,7 +69,7 @@ mod pool {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
-    use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
+    use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
