@@ -143,8 +143,9 @@ impl TlsConn {
         let slow = want <= MAX_PLAINTEXT;
         let done = loop {
             // A chunk never grows past its capacity: it ends before a
-            // record that might not fit.
-            if !out.is_empty() && out.capacity() - out.len() < MAX_PLAINTEXT {
+            // record that does not fit (the store's records may be small:
+            // Go's first ones on a connection are a packet's size).
+            if !out.is_empty() && self.record_len().unwrap_or(0) > out.capacity() - out.len() {
                 break Ok(());
             }
             if self.sent < self.outgoing.len() {
@@ -271,14 +272,20 @@ impl TlsConn {
         Ok(step)
     }
 
+    /// The whole length of the record begun in `incoming`, once its
+    /// header is in: more than the text it carries.
+    fn record_len(&self) -> Option<usize> {
+        (self.used >= HEADER)
+            .then(|| HEADER + usize::from(u16::from_be_bytes([self.incoming[3], self.incoming[4]])))
+    }
+
     /// How much to read to finish the record begun in `incoming` (its
     /// header first).
     fn rest_of_record(&self) -> usize {
-        if self.used < HEADER {
-            return HEADER - self.used;
+        match self.record_len() {
+            Some(len) => len.saturating_sub(self.used).max(1),
+            None => HEADER - self.used,
         }
-        let len = usize::from(u16::from_be_bytes([self.incoming[3], self.incoming[4]]));
-        (HEADER + len).saturating_sub(self.used).max(1)
     }
 
     /// Reads up to `limit` more bytes of records.
@@ -291,6 +298,9 @@ impl TlsConn {
             )));
         }
         let end = self.used + limit.max(1);
+        if self.incoming.capacity() == 0 {
+            self.incoming = spare::take();
+        }
         if self.incoming.len() < end {
             self.incoming.resize(end, 0);
         }
@@ -301,13 +311,19 @@ impl TlsConn {
         Poll::Ready(Ok(n))
     }
 
-    /// A slow listener's connection keeps no buffer while it waits; what
-    /// is left of a record is kept in one just its size.
+    /// A slow listener's connection keeps no record buffer while it
+    /// waits: the buffer goes back to the thread's spare.
     fn release(&mut self, slow: bool) {
-        if slow && self.incoming.capacity() > self.used.max(MAX_RECORD / 4) {
-            self.incoming.truncate(self.used);
-            self.incoming.shrink_to_fit();
+        if !slow || self.incoming.capacity() == 0 {
+            return;
         }
+        let buf = std::mem::take(&mut self.incoming);
+        // A record's first bytes (its header, read to see whether it
+        // fits) wait in a buffer of their own size.
+        if self.used > 0 {
+            self.incoming = buf[..self.used].to_vec();
+        }
+        spare::give_back(buf);
     }
 
     fn poll_transmit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -328,6 +344,32 @@ impl TlsConn {
         self.outgoing.clear();
         self.sent = 0;
         Ok(())
+    }
+}
+
+/// One spare record buffer per thread. Why: thousands of slow streams
+/// each read a record now and then; taking the buffer from here and giving
+/// it back keeps them from holding one each while they wait, without a
+/// fresh allocation per record, whose churn beside the chunks that live on
+/// in the listeners' queues fragments the heap (measured: more memory,
+/// not less).
+mod spare {
+    use std::cell::Cell;
+
+    thread_local! {
+        static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+
+    pub fn take() -> Vec<u8> {
+        SPARE.with(Cell::take)
+    }
+
+    /// Keeps `buf` if it is the size of a record (a handshake's larger
+    /// buffer is let go).
+    pub fn give_back(buf: Vec<u8>) {
+        if buf.capacity() > 0 && buf.capacity() <= 2 * super::MAX_RECORD {
+            SPARE.with(|s| s.set(buf));
+        }
     }
 }
 
