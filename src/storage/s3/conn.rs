@@ -224,7 +224,7 @@ pub fn is_untrusted(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn invalid(why: &str) -> io::Error {
+pub(super) fn invalid(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why.to_owned())
 }
 

@@ -30,7 +30,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use hyper::Uri;
 
-use super::conn::{Conn, Connector, Target};
+use super::conn::{Conn, Connector, Target, invalid};
 
 /// The smallest body read, and all a slow listener's stream holds in
 /// flight from the store.
@@ -388,10 +388,6 @@ impl Stream for Body {
         }
         this.deliver(chunk)
     }
-}
-
-fn invalid(why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, why.to_owned())
 }
 
 fn timed_out(what: &str, limit: Duration) -> io::Error {

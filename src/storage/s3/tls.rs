@@ -28,6 +28,8 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, Insufficien
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::conn::invalid;
+
 /// The most text a TLS record carries (RFC 8446 §5.1, RFC 5246 §6.2.1).
 const MAX_PLAINTEXT: usize = 16 * 1024;
 /// A record's header: type, version, length.
@@ -227,7 +229,7 @@ impl TlsConn {
         let step = match status.state.map_err(tls_error)? {
             ConnectionState::ReadTraffic(mut read) => {
                 let Some(out) = out else {
-                    return Err(closed());
+                    return Err(invalid("the store sent data before a request"));
                 };
                 while let Some(record) = read.next_record() {
                     let record = record.map_err(tls_error)?;
@@ -411,10 +413,6 @@ fn closed() -> io::Error {
         io::ErrorKind::ConnectionAborted,
         "the store closed the TLS session",
     )
-}
-
-fn invalid(why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, why.to_owned())
 }
 
 #[cfg(test)]
