@@ -10,11 +10,15 @@
 //! - decrypted text goes straight into the chunk the listener gets, and a
 //!   chunk ends before a record that might not fit, so nothing decrypted
 //!   waits inside the connection;
-//! - a slow listener's read stops at the end of a record, and the buffer
-//!   for records coming in is let go between reads: an idle stream holds
-//!   no TLS buffer at all;
-//! - a fast listener's reads fill its large chunk in few system calls and
-//!   keep their buffer.
+//! - the buffer for records coming in is the thread's, not the
+//!   connection's: each read takes it and gives it back, and only a record
+//!   begun and not yet whole stays behind, in a buffer of its own size. A
+//!   stream whose listener stops reading holds no TLS buffer, however fast
+//!   it went before (a player's first burst fills the socket buffers at the
+//!   store's speed, then waits for minutes);
+//! - a slow listener's read stops at the end of a record, so that nothing
+//!   is left behind at all; a fast one's reads take two records a system
+//!   call, the most the shared buffer holds.
 
 use std::io;
 use std::pin::Pin;
@@ -40,6 +44,11 @@ const MAX_RECORD: usize = HEADER + MAX_PLAINTEXT + 2048;
 /// Records held at most while a handshake message is being joined from
 /// several of them (certificate chains); rustls's own bound is 64 KiB.
 const MAX_INCOMING: usize = 80 * 1024;
+/// The thread's buffer for records coming in: two whole ones. Why not
+/// more: reading 36 KiB a system call already makes the calls' cost small
+/// beside decrypting, and a larger buffer would not be the thread's alone
+/// (see [`spare`]).
+const READ_BUFFER: usize = 2 * MAX_RECORD;
 
 /// One TLS connection to the store.
 pub struct TlsConn {
@@ -168,11 +177,12 @@ impl TlsConn {
                 Err(e) => break Err(e),
             }
             // A slow listener's read ends with its record; a fast one's
-            // takes what the chunk can hold.
+            // takes what the chunk and the read buffer can hold.
+            let room = (out.capacity() - out.len()).min(READ_BUFFER.saturating_sub(self.used));
             let limit = if slow {
                 self.rest_of_record()
             } else {
-                self.rest_of_record().max(out.capacity() - out.len())
+                self.rest_of_record().max(room)
             };
             match self.poll_fill(cx, limit) {
                 Poll::Ready(Ok(0)) if self.used > 0 => {
@@ -185,13 +195,13 @@ impl TlsConn {
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => break Err(e),
                 Poll::Pending if out.is_empty() => {
-                    self.release(slow);
+                    self.release();
                     return Poll::Pending;
                 }
                 Poll::Pending => break Ok(()),
             }
         };
-        self.release(slow);
+        self.release();
         Poll::Ready(done.map(|()| out.freeze()))
     }
 
@@ -300,11 +310,8 @@ impl TlsConn {
             )));
         }
         let end = self.used + limit.max(1);
-        if self.incoming.capacity() == 0 {
-            self.incoming = spare::take();
-        }
         if self.incoming.len() < end {
-            self.incoming.resize(end, 0);
+            self.grow(end);
         }
         let mut buf = ReadBuf::new(&mut self.incoming[self.used..end]);
         ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut buf))?;
@@ -313,15 +320,31 @@ impl TlsConn {
         Poll::Ready(Ok(n))
     }
 
-    /// A slow listener's connection keeps no record buffer while it
-    /// waits: the buffer goes back to the thread's spare.
-    fn release(&mut self, slow: bool) {
-        if !slow || self.incoming.capacity() == 0 {
+    /// Makes `incoming` at least `end` bytes long, keeping what it holds,
+    /// in the thread's spare buffer. Its length is kept between uses, so
+    /// it is zeroed once, not at every read.
+    fn grow(&mut self, end: usize) {
+        let mut buf = spare::take();
+        if buf.capacity() < end {
+            // None spare (or a handshake's larger need): one that can
+            // become the spare.
+            buf = Vec::with_capacity(end.max(READ_BUFFER));
+        }
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        buf[..self.used].copy_from_slice(&self.incoming[..self.used]);
+        self.incoming = buf;
+    }
+
+    /// Keeps no record buffer while the listener is away: the buffer goes
+    /// back to the thread's spare, and a record begun (a slow read's
+    /// header, a fast read's last record) waits in a buffer of its size.
+    fn release(&mut self) {
+        if self.incoming.capacity() == 0 {
             return;
         }
         let buf = std::mem::take(&mut self.incoming);
-        // A record's first bytes (its header, read to see whether it
-        // fits) wait in a buffer of their own size.
         if self.used > 0 {
             self.incoming = buf[..self.used].to_vec();
         }
@@ -349,12 +372,11 @@ impl TlsConn {
     }
 }
 
-/// One spare record buffer per thread. Why: thousands of slow streams
-/// each read a record now and then; taking the buffer from here and giving
-/// it back keeps them from holding one each while they wait, without a
-/// fresh allocation per record, whose churn beside the chunks that live on
-/// in the listeners' queues fragments the heap (measured: more memory,
-/// not less).
+/// One spare read buffer per thread. Why: thousands of streams each read
+/// now and then; taking the buffer from here and giving it back keeps them
+/// from holding one each while they wait, without a fresh allocation per
+/// read, whose churn beside the chunks that live on in the listeners'
+/// queues fragments the heap (measured: more memory, not less).
 mod spare {
     use std::cell::Cell;
 
@@ -366,10 +388,10 @@ mod spare {
         SPARE.with(Cell::take)
     }
 
-    /// Keeps `buf` if it is the size of a record (a handshake's larger
-    /// buffer is let go).
+    /// Keeps `buf` if it is no larger than [`READ_BUFFER`](super::READ_BUFFER)
+    /// (a handshake's larger buffer is let go).
     pub fn give_back(buf: Vec<u8>) {
-        if buf.capacity() > 0 && buf.capacity() <= 2 * super::MAX_RECORD {
+        if buf.capacity() > 0 && buf.capacity() <= super::READ_BUFFER {
             SPARE.with(|s| s.set(buf));
         }
     }
