@@ -364,9 +364,11 @@ impl TlsConn {
         Poll::Ready(Ok(()))
     }
 
+    /// Sends what is encoded, then lets the buffer go: a request is sent
+    /// once, and its stream may last an hour.
     async fn transmit(&mut self) -> io::Result<()> {
         self.tcp.write_all(&self.outgoing[self.sent..]).await?;
-        self.outgoing.clear();
+        self.outgoing = Vec::new();
         self.sent = 0;
         Ok(())
     }

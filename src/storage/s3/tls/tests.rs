@@ -107,6 +107,7 @@ async fn requests_and_answers_cross_both_versions_in_records_of_every_size() {
             .await
             .unwrap();
             conn.send(b"hello").await.unwrap();
+            assert_eq!(conn.outgoing.capacity(), 0, "nothing kept once sent");
             let (got, sizes) = read_all(&mut conn, want).await.unwrap();
             assert!(
                 got == sent,
