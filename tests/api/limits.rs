@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Backend, Options, spawn_app_with};
+use crate::helpers::{Backend, Options, spawn_app, spawn_app_with};
 
 fn tight() -> Options {
     Options {
@@ -162,4 +162,102 @@ async fn readiness_flips_before_connections_are_refused() {
     assert_eq!(body["status"], "draining");
     stopping.await.unwrap().unwrap();
     assert!(TcpStream::connect(addr).await.is_err(), "then refused");
+}
+
+/// One GET over HTTP/2 without TLS (prior knowledge, as a proxy speaking
+/// h2c to its upstream would): status, version and body.
+async fn get_h2c(app: &crate::helpers::TestApp, path: &str, range: &str) -> (StatusCode, Vec<u8>) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<axum::body::Body>();
+    let req = axum::http::Request::get(app.url(path))
+        .header("range", range)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.version(), axum::http::Version::HTTP_2);
+    let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+    let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), usize::MAX)
+        .await
+        .unwrap();
+    (status, body.to_vec())
+}
+
+#[tokio::test]
+async fn http2_without_tls_is_served_beside_http1() {
+    let app = spawn_app_with(Backend::Local, tight()).await;
+    let rec = app.seed(300_000).await;
+    let (status, body) = get_h2c(&app, &rec.path(Format::Wav), "bytes=1000-1999").await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert!(body == rec.bytes[1000..2000], "the range's bytes");
+    let (status, _) = get_h2c(&app, "/healthz", "bytes=0-").await;
+    assert_eq!(status, StatusCode::OK);
+    let res = app.get("/healthz").send().await.unwrap();
+    assert_eq!(
+        (res.status(), res.version()),
+        (StatusCode::OK, reqwest::Version::HTTP_11)
+    );
+}
+
+#[tokio::test]
+async fn first_bytes_that_are_neither_protocol_get_a_4xx_or_a_close() {
+    let app = spawn_app_with(Backend::Local, tight()).await;
+    for first in [
+        &b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"[..],
+        b"PRI * HTTP/1.1\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    ] {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(first).await.unwrap();
+        let answer = closed_within(&mut s, Duration::from_secs(3))
+            .await
+            .expect("closed");
+        assert!(
+            answer.is_empty() || answer.starts_with(b"HTTP/1.1 4"),
+            "{first:?}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    // The start of HTTP/2's preface, then nothing: closed at the header
+    // deadline, like any other silence.
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2").await.unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        app.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_speaks_is_closed_and_does_not_delay_shutdown() {
+    let mut app = spawn_app_with(Backend::Local, tight()).await;
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
+    let started = Instant::now();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "at the header deadline"
+    );
+    // A browser's preconnect, open when the gateway stops: not waited for.
+    let mut app2 = spawn_app(Backend::Local).await;
+    let _silent = TcpStream::connect(app2.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    app2.shutdown().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    app.shutdown().await.unwrap();
 }
