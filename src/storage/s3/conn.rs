@@ -121,14 +121,6 @@ impl Conn {
         }
     }
 
-    /// Lets go of buffers kept for the next read, as the connection goes
-    /// idle in the pool.
-    pub fn idle(&mut self) {
-        if let Conn::Tls(tls) = self {
-            tls.idle();
-        }
-    }
-
     /// Sends `data` (a request), encrypted where the connection is TLS.
     pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {
         match self {

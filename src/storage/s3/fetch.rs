@@ -170,8 +170,7 @@ impl Fetcher {
 }
 
 impl Inner {
-    fn check_in(&self, target: Target, mut conn: Conn) {
-        conn.idle();
+    fn check_in(&self, target: Target, conn: Conn) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };

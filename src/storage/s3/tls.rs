@@ -29,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::conn::invalid;
@@ -111,7 +111,12 @@ impl TlsConn {
             match conn.step(None, None)? {
                 Step::Again => {}
                 Step::Transmit => conn.transmit().await?,
-                Step::Established => return Ok(conn),
+                Step::Established => {
+                    // The handshake's records are done with: its buffer
+                    // goes back to the thread's spare.
+                    conn.release();
+                    return Ok(conn);
+                }
                 Step::Blocked => {
                     if std::future::poll_fn(|cx| conn.poll_fill(cx, MAX_PLAINTEXT)).await? == 0 {
                         return Err(io::Error::new(
@@ -203,18 +208,6 @@ impl TlsConn {
         };
         self.release();
         Poll::Ready(done.map(|()| out.freeze()))
-    }
-
-    /// Lets go of the buffers a fast listener's reads kept (a pooled
-    /// connection has nothing half-read: see [`Self::is_idle_open`]).
-    pub fn idle(&mut self) {
-        if self.used == 0 {
-            self.incoming = Vec::new();
-        }
-        if self.sent == self.outgoing.len() {
-            self.outgoing = Vec::new();
-            self.sent = 0;
-        }
     }
 
     /// Whether an idle connection is still usable (see
@@ -359,18 +352,15 @@ impl TlsConn {
             }
             self.sent += n;
         }
-        self.outgoing.clear();
+        // Sent: the buffer goes. A request is sent once, and its stream
+        // may last an hour.
+        self.outgoing = Vec::new();
         self.sent = 0;
         Poll::Ready(Ok(()))
     }
 
-    /// Sends what is encoded, then lets the buffer go: a request is sent
-    /// once, and its stream may last an hour.
     async fn transmit(&mut self) -> io::Result<()> {
-        self.tcp.write_all(&self.outgoing[self.sent..]).await?;
-        self.outgoing = Vec::new();
-        self.sent = 0;
-        Ok(())
+        std::future::poll_fn(|cx| self.poll_transmit(cx)).await
     }
 }
 
