@@ -19,6 +19,7 @@ pub mod openapi;
 mod ops;
 pub mod pages;
 mod player;
+mod resume;
 mod status;
 mod webhooks;
 

@@ -5,6 +5,8 @@
 //! that turns their outcomes into HTTP, and asks storage for exactly the
 //! bytes the response promises.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -15,6 +17,7 @@ use super::auth::Caller;
 use super::body::{Multipart, exact};
 use super::error::ApiError;
 use super::negotiate::Repr;
+use super::resume::{Source, resuming};
 use super::{answer, lookup, status};
 use crate::app::AppState;
 use crate::keys::Format;
@@ -286,15 +289,20 @@ async fn respond(
     plan: Plan,
 ) -> Result<Response, StorageError> {
     let head_only = method == Method::HEAD;
-    let storage = state.heads.storage();
+    let source = || {
+        Arc::new(Source {
+            storage: state.heads.storage().clone(),
+            key: key.to_owned(),
+            etag: meta.etag.clone(),
+        })
+    };
     let (status, len, content_type, content_range, body) = match plan {
         Plan::NotModified => return Ok(StatusCode::NOT_MODIFIED.into_response()),
         Plan::Multi(ranges) => {
             let parts = Multipart::new(&ranges, meta.size, format.content_type());
             let content_type = format!("multipart/byteranges; boundary={}", parts.boundary);
             let len = parts.len();
-            let body = (!head_only)
-                .then(|| parts.into_stream(storage.clone(), key.to_owned(), meta.etag.clone()));
+            let body = (!head_only).then(|| parts.into_stream(source()));
             (StatusCode::PARTIAL_CONTENT, len, content_type, None, body)
         }
         plan => {
@@ -310,8 +318,11 @@ async fn respond(
                     range,
                     if_match: Some(&meta.etag),
                 };
-                let obj = storage.get(key, opts).await?;
-                Some(exact(obj.body, len))
+                let obj = state.heads.storage().get(key, opts).await?;
+                // Storage cuts are resumed from the first byte not sent.
+                let start = range.map_or(0, |r| r.start);
+                let body = resuming(obj.body, source(), start, start + len);
+                Some(exact(body, len))
             };
             let status = if range.is_some() {
                 StatusCode::PARTIAL_CONTENT

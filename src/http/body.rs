@@ -13,8 +13,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, stream};
 
+use super::resume::{Source, resuming};
 use crate::range::ByteRange;
-use crate::storage::{ByteStream, GetOptions, Storage, StorageError};
+use crate::storage::{ByteStream, GetOptions, StorageError};
 
 /// Wraps a body so that it yields exactly `len` bytes or fails; counts
 /// the bytes and the streams in flight.
@@ -117,21 +118,25 @@ impl Multipart {
         parts + self.closing.len() as u64
     }
 
-    /// The body. Every part is read under `If-Match: etag`, so all parts
-    /// come from the one version the headers describe.
-    pub fn into_stream(self, storage: Arc<dyn Storage>, key: String, etag: String) -> ByteStream {
+    /// The body. Every part is read under `If-Match` on the source's ETag,
+    /// so all parts come from the one version the headers describe, and a
+    /// part the store cuts short is resumed.
+    pub fn into_stream(self, source: Arc<Source>) -> ByteStream {
         let len = self.len();
         let parts = stream::iter(self.parts).then(move |(head, range)| {
-            let (storage, key, etag) = (storage.clone(), key.clone(), etag.clone());
+            let source = source.clone();
             async move {
                 let opts = GetOptions {
                     range: Some(range),
-                    if_match: Some(&etag),
+                    if_match: Some(&source.etag),
                 };
-                match storage.get(&key, opts).await {
-                    Ok(obj) => stream::once(async { Ok(head) })
-                        .chain(exact(obj.body, range.len()))
-                        .boxed(),
+                match source.storage.get(&source.key, opts).await {
+                    Ok(obj) => {
+                        let body = resuming(obj.body, source.clone(), range.start, range.end + 1);
+                        stream::once(async { Ok(head) })
+                            .chain(exact(body, range.len()))
+                            .boxed()
+                    }
                     Err(e) => stream::once(async { Err(e) }).boxed(),
                 }
             }

@@ -80,10 +80,13 @@ async fn a_body_cut_short_is_not_kept() {
     let (app, proxy) = app_behind_proxy_with(Options::default()).await;
     let rec = app.seed(1_000_000).await;
     let path = rec.path(Format::Mp3);
-    proxy.set(Fault::Truncate(100_000));
-    let res = app.get(&path).send().await.unwrap();
-    assert!(res.bytes().await.is_err(), "the cut shows as an abort");
-    proxy.set(Fault::Pass);
+    // The listener gets every byte (the read is resumed where the store
+    // cut it), but the copy made along the way has a hole: not kept.
+    proxy.next_gets(&[Fault::Truncate(100_000)]);
+    assert_eq!(
+        play(&app, &path, None).await,
+        (StatusCode::OK, rec.bytes.clone())
+    );
 
     let before = store_requests(&proxy);
     assert_eq!(

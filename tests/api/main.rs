@@ -24,5 +24,6 @@ mod lifecycle;
 mod limits;
 mod players;
 mod replicas;
+mod resumes;
 mod tls;
 mod verdicts;
