@@ -1,8 +1,9 @@
 //! A body the store cuts short, between the gateway and a real SeaweedFS
-//! (through the fault proxy of [`crate::faults`]): it is resumed where it
-//! stopped, under the same ETag, and the client gets every byte; a store
-//! that keeps cutting, or a recording replaced meanwhile, ends in an
-//! aborted response, never in a body that looks whole and is not.
+//! (through the fault proxy of [`crate::faults`], or a SeaweedFS that cuts
+//! readers who fall behind): it is resumed where it stopped, under the
+//! same ETag, and the client gets every byte; a store that keeps cutting,
+//! or a recording replaced meanwhile, ends in an aborted response, never
+//! in a body that looks whole and is not.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -10,9 +11,15 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use playback_gateway::keys::Format;
 use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
 
 use crate::faults::{Fault, app_behind_proxy, in_window};
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, Options, TestApp, spawn_app_with};
+
+/// A recording longer than every buffer between a paused listener and the
+/// store (the sockets' on both sides, hyper's).
+const LONG: usize = 48_000_000;
 
 /// What a client got of a body: its bytes, and whether it was aborted.
 async fn drain(res: reqwest::Response) -> (Vec<u8>, bool) {
@@ -182,4 +189,51 @@ async fn a_store_that_keeps_cutting_aborts_the_response() {
             "{fault:?}: the next request is whole"
         );
     }
+}
+
+/// A real store that cuts readers who fall behind: SeaweedFS ends a
+/// connection whose write has been blocked for 2 s ([`impatient`]). A
+/// listener who stops reading for longer (a player paused with its buffer
+/// full) stops the gateway's reads from the store, the store cuts it, and
+/// the listener still gets every byte when it reads on.
+#[tokio::test]
+async fn a_listener_who_pauses_past_the_stores_deadline_gets_every_byte() {
+    let store = crate::seaweed::impatient().s3_endpoint.clone();
+    let app = spawn_app_with(
+        Backend::S3,
+        Options {
+            store_endpoint: Some(store),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rec = app.seed(LONG).await;
+    let path = rec.path(Format::Wav);
+
+    // A client with a small receive buffer, so that its pause reaches the
+    // store through the gateway.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut conn = socket.connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        app.addr
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::with_capacity(LONG + 1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < 1_000_000 {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    conn.read_to_end(&mut got).await.unwrap();
+
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&got[..head_end]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let body = &got[head_end..];
+    assert_eq!(body.len(), rec.bytes.len(), "every byte");
+    assert!(body == rec.bytes.as_slice(), "the right bytes, in order");
 }

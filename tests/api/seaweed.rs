@@ -27,10 +27,19 @@ pub struct Weed {
 }
 
 static WEED: OnceLock<Weed> = OnceLock::new();
+static IMPATIENT: OnceLock<Weed> = OnceLock::new();
 
 /// The shared SeaweedFS, started on first use.
 pub fn shared() -> &'static Weed {
-    WEED.get_or_init(start)
+    WEED.get_or_init(|| start(&[]))
+}
+
+/// A second SeaweedFS that ends any connection idle for 2 s, a write
+/// blocked on a reader included (its default is 30 s, 120 s for S3): a
+/// store that cuts readers who fall behind, as stores and load balancers
+/// do. Started on first use.
+pub fn impatient() -> &'static Weed {
+    IMPATIENT.get_or_init(|| start(&["-idleTimeout=2", "-s3.idleTimeout=2"]))
 }
 
 pub fn weed_binary() -> PathBuf {
@@ -62,7 +71,7 @@ pub fn free_base() -> u16 {
     panic!("no free ports for SeaweedFS on 127.0.0.1");
 }
 
-fn start() -> Weed {
+fn start(extra: &[&str]) -> Weed {
     let bin = weed_binary();
     let dir = tempfile::tempdir().expect("temp dir for SeaweedFS");
     let identities = dir.path().join("identities.json");
@@ -88,7 +97,7 @@ fn start() -> Weed {
          -master.port={master} -volume.port={volume} -filer.port={filer} -s3.port={s3} \
          -admin.port={admin} -s3.config='{identities}' -webdav=false -admin.ui=false \
          -s3.port.iceberg=0 -s3.port.lance=0 -s3.port.https={https} \
-         -s3.cert.file='{ca}' -s3.key.file='{key}' >'{log}' 2>&1 & pid=$!; \
+         -s3.cert.file='{ca}' -s3.key.file='{key}' {extra} >'{log}' 2>&1 & pid=$!; \
          cat >/dev/null; kill $pid; wait $pid",
         bin = bin.display(),
         ca = ca.display(),
@@ -96,6 +105,7 @@ fn start() -> Weed {
         data = data.display(),
         identities = identities.display(),
         log = log.display(),
+        extra = extra.join(" "),
     );
     let child = Command::new("sh")
         .arg("-c")
