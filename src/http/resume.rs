@@ -1,8 +1,9 @@
 //! A body the store cut short is picked up where it stopped.
 //!
-//! Stores end reads that are not their fault: SeaweedFS and Amazon S3
-//! close a connection whose reader falls behind their write deadlines (a
-//! player reads at its own pace), a load balancer resets a long
+//! Stores end reads for reasons of their own: SeaweedFS closes a
+//! connection whose writes stay blocked past its idle deadline (a player
+//! that pauses stops our reads too; see `tests/api/resumes.rs`), Amazon
+//! S3 is known to reset slow readers, a load balancer resets a long
 //! connection, a store node restarts, a read stalls past its deadline.
 //! Once the headers are out, the only failure a client can still be told
 //! is an aborted response, and a listener hears the recording stop.
