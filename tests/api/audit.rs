@@ -439,7 +439,7 @@ async fn the_admin_runs_reads_and_confirms_audits_over_http() {
     assert!(page.contains("Loss burst: 6 unexplained losses"), "{page}");
     assert!(page.contains("/admin/audit/bursts/0/confirm"), "{page}");
     assert!(page.contains(&lost[0].sid.to_string()), "{page}");
-    let metrics = text(app.get("/metrics").bearer_auth(ADMIN_TOKEN)).await;
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("playback_audit_findings{kind=\"missing_unexplained\"} 6"),
         "{metrics}"

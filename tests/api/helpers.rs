@@ -420,6 +420,12 @@ impl TestApp {
         self.client.head(self.url(path))
     }
 
+    /// `/metrics`, as an operator scrapes it.
+    pub async fn metrics(&self) -> String {
+        let res = self.get("/metrics").bearer_auth(ADMIN_TOKEN).send().await;
+        res.unwrap().text().await.unwrap()
+    }
+
     /// Writes an object straight into storage, bypassing the gateway.
     pub async fn put_object(&self, key: &str, bytes: &[u8]) {
         match &self.seeder {

@@ -278,16 +278,7 @@ async fn metrics_move_when_requests_happen() {
     let app = spawn_app(Backend::Local).await;
     let res = app.get("/metrics").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "admin only");
-    let scrape = || async {
-        app.get("/metrics")
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || app.metrics();
     let before = scrape().await;
     let rec = app.seed(10_000).await;
     app.get(&rec.path(Format::Wav))

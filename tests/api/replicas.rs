@@ -208,15 +208,7 @@ async fn a_replica_that_loses_the_channel_says_so_and_recovers() {
             .contains("at most 2 s"),
         "{r}"
     );
-    let metrics = b
-        .get("/metrics")
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = b.metrics().await;
     assert!(
         metrics.contains("playback_invalidation_listening"),
         "{metrics}"

@@ -102,15 +102,7 @@ async fn a_body_the_store_cuts_is_resumed_and_arrives_whole() {
     assert_eq!(cut, whole);
 
     // Operators see the resumes.
-    let metrics = app
-        .get("/metrics")
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("playback_stream_resumes_total{outcome=\"resumed\"}"),
         "{metrics}"
