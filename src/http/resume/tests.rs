@@ -42,6 +42,14 @@ impl Storage for Cutting {
     }
 }
 
+fn cutting(f: &Fixture, cut: usize) -> Arc<Cutting> {
+    Arc::new(Cutting {
+        inner: LocalStorage::new(&f.root),
+        cut,
+        gets: AtomicUsize::new(0),
+    })
+}
+
 /// `body`'s first `cut` bytes, then a reset.
 fn cut(body: ByteStream, cut: usize) -> ByteStream {
     let bytes = stream::once(async move {
@@ -171,11 +179,7 @@ async fn a_replaced_object_ends_the_body_and_never_mixes_versions() {
 #[tokio::test]
 async fn a_store_that_keeps_cutting_is_followed_while_bytes_come() {
     let f = fixture(10_000);
-    let store = Arc::new(Cutting {
-        inner: LocalStorage::new(&f.root),
-        cut: 1_000,
-        gets: AtomicUsize::new(0),
-    });
+    let store = cutting(&f, 1_000);
     let src = source(store.clone()).await;
     let body = store.get(KEY, GetOptions::default()).await.unwrap().body;
     let (got, err) = drain(resuming(body, src, 0, 10_000)).await;
@@ -191,11 +195,7 @@ async fn a_store_that_keeps_cutting_is_followed_while_bytes_come() {
 #[tokio::test]
 async fn a_store_that_sends_nothing_more_is_given_up_on() {
     let f = fixture(10_000);
-    let store = Arc::new(Cutting {
-        inner: LocalStorage::new(&f.root),
-        cut: 0,
-        gets: AtomicUsize::new(0),
-    });
+    let store = cutting(&f, 0);
     let src = source(store.clone()).await;
     let reset = Some(StorageError::Unavailable("reset".into()));
     let (got, err) = drain(resuming(first(&f, 0, 500, reset), src, 0, 10_000)).await;
@@ -210,11 +210,7 @@ async fn a_store_that_sends_nothing_more_is_given_up_on() {
 #[tokio::test]
 async fn resumes_are_bounded_even_with_progress() {
     let f = fixture(10_000);
-    let store = Arc::new(Cutting {
-        inner: LocalStorage::new(&f.root),
-        cut: 10,
-        gets: AtomicUsize::new(0),
-    });
+    let store = cutting(&f, 10);
     let src = source(store.clone()).await;
     let body = store.get(KEY, GetOptions::default()).await.unwrap().body;
     let (got, err) = drain(resuming(body, src, 0, 10_000)).await;
