@@ -48,6 +48,7 @@ pub mod preconditions;
 pub mod range;
 pub mod server;
 pub mod sid;
+pub mod splice;
 pub mod storage;
 pub mod telemetry;
 pub mod twilio;

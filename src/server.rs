@@ -23,6 +23,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_io_timeout::TimeoutStream;
+
+use crate::splice::{Lane, SpliceIo};
 use tower::ServiceExt;
 
 /// Connection-level limits.
@@ -115,7 +117,11 @@ impl Builders {
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(limits.max_header_bytes.max(8 * 1024));
+                .max_buf_size(limits.max_header_bytes.max(8 * 1024))
+                // Body chunks are queued and written as they are, never
+                // copied into hyper's buffer: spliced chunks' stand-ins
+                // must reach `SpliceIo` by address (see `crate::splice`).
+                .writev(true);
             builder
         };
         Self {
@@ -167,13 +173,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper::service::service_fn({
-            let router = router.clone();
-            move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            }
-        });
+        let router = router.clone();
         let (builders, watcher) = (builders.clone(), graceful.watcher());
         let mut stopping = stopping.subscribe();
         tokio::spawn(async move {
@@ -190,7 +190,18 @@ pub async fn serve(
             let mut io = TimeoutStream::new(stream);
             io.set_read_timeout(Some(limits.idle_timeout));
             io.set_write_timeout(Some(limits.write_timeout));
-            let io = TokioIo::new(Box::pin(io));
+            // HTTP/1 writes a body's bytes as they are, so it may take them
+            // by splice; HTTP/2 frames them.
+            let lane = Arc::new(Lane::default());
+            let splice = (protocol != Protocol::Http2).then(|| lane.clone());
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(lane) = &splice {
+                    req.extensions_mut().insert(lane.clone());
+                }
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let io = TokioIo::new(SpliceIo::new(io, lane, limits.write_timeout));
             let conn = builders.get(protocol).serve_connection(io, service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -12,6 +12,7 @@ mod local;
 mod s3;
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -23,6 +24,7 @@ pub use local::LocalStorage;
 pub use s3::{CertificateDer, DEFAULT_READ_BUFFER, MIN_READ, S3Options, S3Storage, read_ca_file};
 
 use crate::range::ByteRange;
+use crate::splice::Grant;
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,9 @@ pub struct GetOptions<'a> {
     /// Fail with [`StorageError::Changed`] unless the object still has this
     /// ETag, so that a body always matches the headers already computed.
     pub if_match: Option<&'a str>,
+    /// The listener's connection may take the body by splice: set only by
+    /// readers that pass the body on unchanged (see [`crate::splice`]).
+    pub splice: Option<&'a Arc<Grant>>,
 }
 
 /// Storage failures, by what the caller must do about them.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -24,7 +24,8 @@ use crate::keys::Format;
 use crate::preconditions::{self, Conditions, Precondition, Validators};
 use crate::range::{self, RangeOutcome};
 use crate::sid::{AccountSid, RecordingSid};
-use crate::storage::{GetOptions, ObjectMeta, StorageError};
+use crate::splice::Lane;
+use crate::storage::{ObjectMeta, StorageError};
 
 /// Recordings are private and may be deleted under retention: browsers may
 /// keep a copy but must revalidate it (cheap: a 304), and shared caches
@@ -61,6 +62,7 @@ pub async fn recording_file(
     Path(name): Path<String>,
     query: QueryResult,
     headers: HeaderMap,
+    lane: Option<Extension<Arc<Lane>>>,
 ) -> Result<Response, ApiError> {
     let (sid, ext) = match name.rsplit_once('.') {
         Some((sid, ext)) => (sid, Some(ext)),
@@ -77,16 +79,12 @@ pub async fn recording_file(
         Some(ext) => Format::from_ext(ext).ok_or_else(|| unknown_ext(ext))?,
     };
     let download = parse_query(query)?.download()?;
-    serve(
-        &state,
-        &method,
-        &headers,
-        scope.as_ref(),
-        &sid,
-        format,
-        download,
-    )
-    .await
+    let asked = Asked {
+        method,
+        headers,
+        lane: lane.map(|Extension(lane)| lane),
+    };
+    serve(&state, &asked, scope.as_ref(), &sid, format, download).await
 }
 
 /// Twilio's path shape, so a CRM that linked to the partner only changes
@@ -99,6 +97,7 @@ pub async fn twilio_recording(
     Path((account, name)): Path<(String, String)>,
     query: QueryResult,
     headers: HeaderMap,
+    lane: Option<Extension<Arc<Lane>>>,
 ) -> Result<Response, ApiError> {
     let account: AccountSid = account
         .parse()
@@ -119,16 +118,12 @@ pub async fn twilio_recording(
         Some(ext) => Format::from_ext(ext).ok_or_else(|| unknown_ext(ext))?,
     };
     let download = parse_query(query)?.download()?;
-    serve(
-        &state,
-        &method,
-        &headers,
-        Some(&scope),
-        &sid,
-        format,
-        download,
-    )
-    .await
+    let asked = Asked {
+        method,
+        headers,
+        lane: lane.map(|Extension(lane)| lane),
+    };
+    serve(&state, &asked, Some(&scope), &sid, format, download).await
 }
 
 /// Which account's recordings the caller may see for this request (`None`:
@@ -170,13 +165,20 @@ fn parse_query(q: QueryResult) -> Result<AudioQuery, ApiError> {
     q.map(|Query(q)| q).map_err(|e| ApiError::bad_query(&e))
 }
 
+/// What an audio request asks, beyond the recording.
+struct Asked {
+    method: Method,
+    headers: HeaderMap,
+    /// The listener's connection, where it takes bodies by splice.
+    lane: Option<Arc<Lane>>,
+}
+
 /// Answers one audio request, end to end: the verdict decides whether
 /// there is audio; if there is, the pure range/precondition logic decides
 /// what part of it.
 async fn serve(
     state: &AppState,
-    method: &Method,
-    headers: &HeaderMap,
+    asked: &Asked,
     account: Option<&AccountSid>,
     sid: &RecordingSid,
     format: Format,
@@ -188,11 +190,11 @@ async fn serve(
     for _attempt in 0..2 {
         let resolved = lookup::resolve(state, account, sid, Some(format)).await?;
         let (Some(key), Some(meta)) = (&resolved.key, &resolved.meta) else {
-            return Ok(answer::verdict_response(state, &resolved, headers));
+            return Ok(answer::verdict_response(state, &resolved, &asked.headers));
         };
         let file_name = format!("{sid}.{}", format.ext());
-        let plan = plan(headers, meta)?;
-        let mut res = match respond(state, method, key, meta, format, plan).await {
+        let plan = plan(&asked.headers, meta)?;
+        let mut res = match respond(state, asked, key, meta, format, plan).await {
             Err(StorageError::Changed | StorageError::NotFound) => {
                 state.heads.invalidate(key).await;
                 continue;
@@ -282,18 +284,19 @@ fn plan(headers: &HeaderMap, meta: &ObjectMeta) -> Result<Plan, ApiError> {
 /// no storage read at all.
 async fn respond(
     state: &AppState,
-    method: &Method,
+    asked: &Asked,
     key: &str,
     meta: &ObjectMeta,
     format: Format,
     plan: Plan,
 ) -> Result<Response, StorageError> {
-    let head_only = method == Method::HEAD;
+    let head_only = asked.method == Method::HEAD;
     let source = || {
         Arc::new(Source {
             storage: state.heads.storage().clone(),
             key: key.to_owned(),
             etag: meta.etag.clone(),
+            lane: asked.lane.clone(),
         })
     };
     let (status, len, content_type, content_range, body) = match plan {
@@ -314,14 +317,11 @@ async fn respond(
             let body = if head_only {
                 None
             } else {
-                let opts = GetOptions {
-                    range,
-                    if_match: Some(&meta.etag),
-                };
-                let obj = state.heads.storage().get(key, opts).await?;
+                let source = source();
+                let obj = source.get(range).await?;
                 // Storage cuts are resumed from the first byte not sent.
                 let start = range.map_or(0, |r| r.start);
-                let body = resuming(obj.body, source(), start, start + len);
+                let body = resuming(obj.body, source, start, start + len);
                 Some(exact(body, len))
             };
             let status = if range.is_some() {

@@ -15,7 +15,7 @@ use futures_util::{Stream, StreamExt, stream};
 
 use super::resume::{Source, resuming};
 use crate::range::ByteRange;
-use crate::storage::{ByteStream, GetOptions, StorageError};
+use crate::storage::{ByteStream, StorageError};
 
 /// Wraps a body so that it yields exactly `len` bytes or fails; counts
 /// the bytes and the streams in flight.
@@ -126,11 +126,7 @@ impl Multipart {
         let parts = stream::iter(self.parts).then(move |(head, range)| {
             let source = source.clone();
             async move {
-                let opts = GetOptions {
-                    range: Some(range),
-                    if_match: Some(&source.etag),
-                };
-                match source.storage.get(&source.key, opts).await {
+                match source.get(Some(range)).await {
                     Ok(obj) => {
                         let body = resuming(obj.body, source.clone(), range.start, range.end + 1);
                         stream::once(async { Ok(head) })

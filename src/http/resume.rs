@@ -28,6 +28,7 @@ use std::time::Duration;
 use futures_util::Stream;
 
 use crate::range::ByteRange;
+use crate::splice::{Grant, Lane};
 use crate::storage::{ByteStream, GetOptions, Object, Storage, StorageError};
 
 /// Resumes one response may make in all.
@@ -43,6 +44,22 @@ pub struct Source {
     pub key: String,
     /// The ETag the response announced; a resume reads only that version.
     pub etag: String,
+    /// The listener's connection, where it can take bodies by splice.
+    pub lane: Option<Arc<Lane>>,
+}
+
+impl Source {
+    /// Reads `range` (`None`: all) of the version the response announced,
+    /// spliced to the listener where its connection allows.
+    pub async fn get(&self, range: Option<ByteRange>) -> Result<Object, StorageError> {
+        let grant = self.lane.clone().map(Grant::new);
+        let opts = GetOptions {
+            range,
+            if_match: Some(&self.etag),
+            splice: grant.as_ref(),
+        };
+        self.storage.get(&self.key, opts).await
+    }
 }
 
 /// `first`, the body of a read of bytes `start..end` (end exclusive) of the
@@ -121,11 +138,7 @@ impl Resuming {
         };
         Ok(Box::pin(async move {
             tokio::time::sleep(pause).await;
-            let opts = GetOptions {
-                range: Some(range),
-                if_match: Some(&source.etag),
-            };
-            source.storage.get(&source.key, opts).await
+            source.get(Some(range)).await
         }))
     }
 }

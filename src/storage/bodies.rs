@@ -177,6 +177,10 @@ impl Storage for BodyCache {
         if whole(opts.range, object.meta.size)
             && let Some(fill) = self.fill(key, &object.meta)
         {
+            // The copy needs the bytes: none may pass by splice.
+            if let Some(grant) = opts.splice {
+                grant.revoke();
+            }
             object.body = Box::pin(Copying {
                 body: object.body,
                 fill: Some(fill),

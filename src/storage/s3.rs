@@ -181,7 +181,11 @@ impl Storage for S3Storage {
     async fn get(&self, key: &str, opts: GetOptions<'_>) -> Result<Object, StorageError> {
         let key = self.full_key(key)?;
         let range = opts.range.map(|r| format!("bytes={}-{}", r.start, r.end));
-        let fetch::Response { head, body } = self.direct.get(self, &key, range.as_deref()).await?;
+        let fetch::Response { head, mut body } =
+            self.direct.get(self, &key, range.as_deref()).await?;
+        if let Some(grant) = opts.splice {
+            body.splice_into(grant.clone());
+        }
         let body = body
             .map(|chunk| {
                 chunk.map_err(|e| StorageError::Unavailable(format!("GetObject body: {e}")))

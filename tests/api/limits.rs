@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{Backend, Options, spawn_app, spawn_app_with};
 
-fn tight() -> Options {
+pub fn tight() -> Options {
     Options {
         server: ServerLimits {
             header_read_timeout: Duration::from_millis(800),
@@ -26,7 +26,7 @@ fn tight() -> Options {
 }
 
 /// Reads until the server closes; `None` if it is still open after `limit`.
-async fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+pub async fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + limit;
@@ -166,7 +166,11 @@ async fn readiness_flips_before_connections_are_refused() {
 
 /// One GET over HTTP/2 without TLS (prior knowledge, as a proxy speaking
 /// h2c to its upstream would): status, version and body.
-async fn get_h2c(app: &crate::helpers::TestApp, path: &str, range: &str) -> (StatusCode, Vec<u8>) {
+pub async fn get_h2c(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    range: &str,
+) -> (StatusCode, Vec<u8>) {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<axum::body::Body>();

@@ -25,5 +25,6 @@ mod limits;
 mod players;
 mod replicas;
 mod resumes;
+mod splices;
 mod tls;
 mod verdicts;

@@ -19,10 +19,10 @@ use crate::helpers::{Backend, Options, TestApp, spawn_app_with};
 
 /// A recording longer than every buffer between a paused listener and the
 /// store (the sockets' on both sides, hyper's).
-const LONG: usize = 48_000_000;
+pub const LONG: usize = 48_000_000;
 
 /// What a client got of a body: its bytes, and whether it was aborted.
-async fn drain(res: reqwest::Response) -> (Vec<u8>, bool) {
+pub async fn drain(res: reqwest::Response) -> (Vec<u8>, bool) {
     let mut body = res.bytes_stream();
     let mut got = Vec::new();
     while let Some(chunk) = body.next().await {
@@ -36,7 +36,7 @@ async fn drain(res: reqwest::Response) -> (Vec<u8>, bool) {
 
 /// A ranged GET of `path`: its status, and its body with the multipart
 /// boundary (random per response) blanked out.
-async fn ranged(app: &TestApp, path: &str, range: &str) -> (StatusCode, Vec<u8>, bool) {
+pub async fn ranged(app: &TestApp, path: &str, range: &str) -> (StatusCode, Vec<u8>, bool) {
     let res = app.get(path).header("range", range).send().await.unwrap();
     let status = res.status();
     let boundary = res.headers()["content-type"]
@@ -54,7 +54,8 @@ async fn ranged(app: &TestApp, path: &str, range: &str) -> (StatusCode, Vec<u8>,
     (status, body, aborted)
 }
 
-const CUTS: [fn(usize) -> Fault; 3] = [Fault::ResetMidBody, Fault::Truncate, Fault::StallMidBody];
+pub const CUTS: [fn(usize) -> Fault; 3] =
+    [Fault::ResetMidBody, Fault::Truncate, Fault::StallMidBody];
 
 #[tokio::test]
 async fn a_body_the_store_cuts_is_resumed_and_arrives_whole() {

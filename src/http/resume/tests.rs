@@ -91,6 +91,7 @@ async fn source(storage: Arc<dyn Storage>) -> Arc<Source> {
         storage,
         key: KEY.into(),
         etag,
+        lane: None,
     })
 }
 

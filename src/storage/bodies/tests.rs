@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicUsize;
 use futures_util::StreamExt;
 
 use super::*;
+use crate::splice::{Grant, Lane};
 use crate::storage::LocalStorage;
 
 /// Real storage that counts the reads it serves.
@@ -71,6 +72,7 @@ impl Setup {
         let opts = GetOptions {
             range,
             if_match: Some(etag),
+            splice: None,
         };
         let mut body = self.cache.get(key, opts).await.unwrap().body;
         let mut out = Vec::new();
@@ -137,6 +139,7 @@ async fn a_changed_object_is_read_from_the_store_again() {
     let stale = GetOptions {
         range: None,
         if_match: Some(&old),
+        splice: None,
     };
     assert!(matches!(
         s.cache.get("a.wav", stale).await.err(),
@@ -170,6 +173,7 @@ async fn only_whole_complete_bodies_within_bounds_are_kept() {
     let opts = GetOptions {
         range: None,
         if_match: Some(&left),
+        splice: None,
     };
     let mut body = s.cache.get("left.wav", opts).await.unwrap().body;
     body.next().await.unwrap().unwrap();
@@ -194,6 +198,7 @@ async fn one_copy_per_key_at_a_time_and_none_past_the_budget() {
     let whole = |etag| GetOptions {
         range: None,
         if_match: Some(etag),
+        splice: None,
     };
     let first = s.cache.get("a.wav", whole(&a)).await.unwrap().body;
     let second = s.cache.get("a.wav", whole(&a)).await.unwrap().body;
@@ -261,4 +266,27 @@ fn whole_means_from_the_first_byte_to_the_last() {
     assert!(whole(range(0, 9), 10));
     assert!(!whole(range(0, 8), 10));
     assert!(!whole(range(1, 9), 10));
+}
+
+#[tokio::test]
+async fn a_body_being_kept_is_never_spliced() {
+    let s = setup(BodyCacheConfig {
+        max_bytes: 1 << 20,
+        max_object: 100_000,
+    });
+    s.put("kept.wav", &bytes(50_000));
+    s.put("big.wav", &bytes(200_000));
+    for (key, kept) in [("kept.wav", true), ("big.wav", false)] {
+        let etag = s.etag(key).await;
+        let grant = Grant::new(Arc::new(Lane::default()));
+        let opts = GetOptions {
+            range: None,
+            if_match: Some(&etag),
+            splice: Some(&grant),
+        };
+        drop(s.cache.get(key, opts).await.unwrap());
+        let waker = futures_util::task::noop_waker_ref();
+        let revoked = grant.poll_room(&mut Context::from_waker(waker)).is_none();
+        assert_eq!(revoked, kept, "{key}: the grant is revoked only for a copy");
+    }
 }

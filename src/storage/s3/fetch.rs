@@ -14,6 +14,8 @@
 //!   it is slow (a player), up to `max_read` when it drains fast (a
 //!   download), so thousands of players fit in little memory and
 //!   downloads cost few system calls;
+//! - a download's bytes moved by splice, where the listener's connection
+//!   allows ([`crate::splice`]): never copied through our memory;
 //! - a deadline on the response head and on every body read, so a stalled
 //!   store becomes an error, never a hang;
 //! - plain TCP or TLS, as the URL says ([`conn`](super::conn)).
@@ -31,6 +33,7 @@ use futures_util::{Stream, StreamExt};
 use hyper::Uri;
 
 use super::conn::{Conn, Connector, Target, invalid};
+use crate::splice::Grant;
 
 /// The smallest body read, and all a slow listener's stream holds in
 /// flight from the store.
@@ -154,6 +157,7 @@ impl Fetcher {
             max_read: self.inner.max_read,
             read_timeout: limit,
             stall: None,
+            splice: None,
         };
         Ok(Response { head, body })
     }
@@ -289,9 +293,19 @@ pub struct Body {
     read_timeout: Duration,
     /// The deadline of the read now waiting, if one is.
     stall: Option<(bool, Pin<Box<tokio::time::Sleep>>)>,
+    /// Leave to splice the body into the listener's connection.
+    splice: Option<Arc<Grant>>,
 }
 
 impl Body {
+    /// Moves the body to the listener's connection by splice, where the
+    /// store's connection is plain TCP (see [`crate::splice`]).
+    pub fn splice_into(&mut self, grant: Arc<Grant>) {
+        if matches!(self.conn, Some(Conn::Plain(_))) {
+            self.splice = Some(grant);
+        }
+    }
+
     /// The `<Code>` of an S3 error body (`NoSuchKey`, `SlowDown`…).
     pub async fn error_code(mut self) -> Option<String> {
         if self.remaining > MAX_ERROR_BODY as u64 {
@@ -352,9 +366,23 @@ impl Stream for Body {
         let Some(conn) = this.conn.as_mut() else {
             return Poll::Ready(None);
         };
+        let spliced = match (&*conn, &this.splice) {
+            // A listener that drains fast (a download) takes its bytes by
+            // splice. A player's few KB/s are not worth a pipe: they stay
+            // in our memory, where they cost no CPU to speak of and the
+            // process's RSS counts them.
+            (Conn::Plain(tcp), Some(grant)) if want > MIN_READ => match grant.poll_room(cx) {
+                // The listener takes what the pipe holds first, then wakes
+                // us: waiting for it is no stall of the store.
+                Some(Poll::Pending) => return Poll::Pending,
+                Some(Poll::Ready(())) => Some(grant.poll_fill(cx, tcp, want)),
+                None => None,
+            },
+            _ => None,
+        };
         // What is there, up to `want`: one chunk per wake-up, as large as
         // the store's pace allows.
-        let mut chunk = match conn.poll_chunk(cx, want) {
+        let mut chunk = match spliced.unwrap_or_else(|| conn.poll_chunk(cx, want)) {
             Poll::Ready(Ok(chunk)) if chunk.is_empty() => {
                 let why = format!("the store closed the body {} bytes early", this.remaining);
                 return this.fail(io::Error::new(io::ErrorKind::UnexpectedEof, why));

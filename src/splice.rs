@@ -1,0 +1,374 @@
+//! Audio bytes from the store's socket to the listener's without passing
+//! through our memory: Linux `splice(2)` through a pipe, as HAProxy does.
+//!
+//! Why: every full-file benchmark row saturates the machine's cores, and
+//! most of the gateway's CPU there was the kernel copying each byte into
+//! our buffers and out again. Moved through a pipe, the store's pages go
+//! to the listener's socket by reference.
+//!
+//! How, while hyper keeps the connection (keep-alive, the next request,
+//! deadlines):
+//! - a listener's connection that speaks HTTP/1 over plain TCP has a
+//!   [`Lane`]: a pipe, while a body uses it; the server loop puts the lane
+//!   in each request's extensions;
+//! - a handler that passes a store body to the listener unchanged grants
+//!   the read a [`Grant`] on that lane; a store body read over plain TCP
+//!   then moves what arrived into the pipe (socket → pipe) and yields a
+//!   *stand-in* chunk of the same length, a slice of a static region no
+//!   one reads;
+//! - hyper queues the stand-ins like any chunk and writes them through
+//!   [`SpliceIo`], which knows them by their address and moves as many
+//!   bytes from the pipe to the socket (pipe → socket) instead.
+//!
+//! Order holds: the pipe is first in, first out, hyper writes a body's
+//! chunks in order, and one body at a time; real chunks (multipart
+//! boundaries, the body bytes that came with the store's head, the body
+//! cache's replays) go out between stand-ins as they are written.
+//!
+//! Only downloads are spliced: a store body reads by the listener's pace,
+//! and a player's 16 KiB reads stay copied (see `fetch`), so its bytes
+//! stay in the memory the process's RSS counts, not in pipes.
+//!
+//! Anything that keeps or reads a body's bytes (the body cache copying a
+//! body, an error body's `<Code>`) must not hold a grant: the body cache
+//! revokes it ([`Grant::revoke`]) before the first byte, and only bodies of
+//! 2xx answers take one. Elsewhere (HTTPS to the store, HTTP/2 listeners,
+//! a kernel without `splice`), bodies are copied as before.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustix::pipe::{PipeFlags, SpliceFlags};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_io_timeout::TimeoutStream;
+
+/// The largest stand-in, and so the most one store read moves at once.
+const STAND_IN_LEN: usize = 1024 * 1024;
+/// What stand-ins point into. Never read: its pages are never touched.
+static STAND_IN: [u8; STAND_IN_LEN] = [0; STAND_IN_LEN];
+/// Pipe capacity asked for: the default largest store read
+/// (`--s3-read-buffer`), where the kernel's default is 64 KiB. Kept
+/// modest: an unprivileged user's pipes share a quota (64 MiB by default),
+/// past which new pipes get a page or two and move less per call.
+const PIPE_SIZE: usize = 256 * 1024;
+/// Empty pipes kept for the next body, beyond which they are closed.
+const POOL_MAX: usize = 256;
+
+/// A stand-in for `len` bytes now in a lane's pipe.
+fn stand_in(len: usize) -> Bytes {
+    Bytes::from_static(&STAND_IN[..len])
+}
+
+/// Whether `buf` is (part of) a stand-in.
+fn is_stand_in(buf: &[u8]) -> bool {
+    let base = STAND_IN.as_ptr() as usize;
+    let at = buf.as_ptr() as usize;
+    !buf.is_empty() && at >= base && at + buf.len() <= base + STAND_IN_LEN
+}
+
+/// A pipe's two ends.
+#[derive(Debug)]
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+
+impl Pipe {
+    fn take() -> io::Result<Self> {
+        if let Some(pipe) = POOL.lock().ok().and_then(|mut pool| pool.pop()) {
+            return Ok(pipe);
+        }
+        let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // A smaller pipe only means smaller moves (an unprivileged user
+        // past its pipe quota gets the default).
+        let _ = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE);
+        Ok(Self { read, write })
+    }
+
+    /// Back to the pool; only ever called on an empty pipe.
+    fn give_back(self) {
+        if let Ok(mut pool) = POOL.lock()
+            && pool.len() < POOL_MAX
+        {
+            pool.push(self);
+        }
+    }
+}
+
+/// One listener connection's way for spliced bytes.
+#[derive(Debug, Default)]
+pub struct Lane {
+    state: Mutex<LaneState>,
+}
+
+#[derive(Debug, Default)]
+struct LaneState {
+    pipe: Option<Pipe>,
+    /// Bytes in the pipe: stand-ins handed out and not yet written.
+    queued: usize,
+    /// A body waiting for the pipe to empty.
+    waiting: Option<Waker>,
+}
+
+impl Lane {
+    fn state(&self) -> MutexGuard<'_, LaneState> {
+        // Nothing here is left half-done by a panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ready once there is an empty pipe, as [`poll_fill`](Self::poll_fill)
+    /// needs: a pipe that can refuse bytes could not be told from a socket
+    /// that has none (both say EAGAIN). An error if no pipe can be had
+    /// (out of file descriptors).
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.state();
+        if state.queued > 0 {
+            state.waiting = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if state.pipe.is_none() {
+            state.pipe = Some(Pipe::take()?);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Moves up to `want` bytes that `from` has received into the empty
+    /// pipe, and returns a stand-in for them; an empty one at the end of
+    /// `from`.
+    fn poll_fill(
+        &self,
+        cx: &mut Context<'_>,
+        from: &TcpStream,
+        want: usize,
+    ) -> Poll<io::Result<Bytes>> {
+        let mut state = self.state();
+        let want = want.min(STAND_IN_LEN);
+        if state.pipe.is_none() {
+            state.pipe = Some(Pipe::take()?);
+        }
+        loop {
+            ready!(from.poll_read_ready(cx))?;
+            let Some(pipe) = state.pipe.as_ref() else {
+                return Poll::Ready(Err(io::Error::other("a splice lane without its pipe")));
+            };
+            let moved = from.try_io(Interest::READABLE, || {
+                let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+                Ok(rustix::pipe::splice(
+                    from,
+                    None,
+                    &pipe.write,
+                    None,
+                    want,
+                    flags,
+                )?)
+            });
+            match moved {
+                Ok(n) => {
+                    metrics::counter!("playback_storage_spliced_bytes_total").increment(n as u64);
+                    state.queued += n;
+                    return Poll::Ready(Ok(stand_in(n)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Writes up to `len` bytes from the pipe to `to`.
+    fn poll_drain(
+        &self,
+        cx: &mut Context<'_>,
+        to: &TcpStream,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        let mut state = self.state();
+        let Some(pipe) = state.pipe.as_ref().filter(|_| state.queued >= len) else {
+            return Poll::Ready(Err(io::Error::other(
+                "a stand-in chunk without its bytes in the pipe",
+            )));
+        };
+        let written = loop {
+            ready!(to.poll_write_ready(cx))?;
+            let written = to.try_io(Interest::WRITABLE, || {
+                let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+                Ok(rustix::pipe::splice(
+                    &pipe.read, None, to, None, len, flags,
+                )?)
+            });
+            match written {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        };
+        state.queued -= written;
+        if state.queued == 0 {
+            if let Some(pipe) = state.pipe.take() {
+                pipe.give_back();
+            }
+            if let Some(body) = state.waiting.take() {
+                body.wake();
+            }
+        }
+        Poll::Ready(Ok(written))
+    }
+}
+
+/// Leave for one store read to splice into a listener's lane; revoked by
+/// whoever must see the bytes.
+#[derive(Debug)]
+pub struct Grant {
+    lane: Arc<Lane>,
+    revoked: AtomicBool,
+}
+
+impl Grant {
+    pub fn new(lane: Arc<Lane>) -> Arc<Self> {
+        Arc::new(Self {
+            lane,
+            revoked: AtomicBool::new(false),
+        })
+    }
+
+    /// The body's bytes are to be kept or read here: copy them.
+    pub fn revoke(&self) {
+        self.revoked.store(true, Ordering::Relaxed);
+    }
+
+    /// Ready when the body may splice its next bytes; `None` once revoked
+    /// (the body is copied), or when no pipe can be had.
+    pub fn poll_room(&self, cx: &mut Context<'_>) -> Option<Poll<()>> {
+        if self.revoked.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.lane.poll_room(cx) {
+            Poll::Ready(Ok(())) => Some(Poll::Ready(())),
+            Poll::Pending => Some(Poll::Pending),
+            Poll::Ready(Err(e)) => {
+                // Out of file descriptors, say: copying still works.
+                tracing::warn!(error = %e, "no pipe to splice a body; copying it");
+                self.revoke();
+                None
+            }
+        }
+    }
+
+    /// Moves up to `want` bytes `from` the store's socket into the pipe,
+    /// once [`poll_room`](Self::poll_room) was ready; a stand-in for them,
+    /// empty at the end of `from`.
+    pub fn poll_fill(
+        &self,
+        cx: &mut Context<'_>,
+        from: &TcpStream,
+        want: usize,
+    ) -> Poll<io::Result<Bytes>> {
+        self.lane.poll_fill(cx, from, want)
+    }
+}
+
+/// A listener's TCP connection, as hyper reads and writes it: with the
+/// server's idle and write deadlines, and stand-ins written from the
+/// lane's pipe.
+pub struct SpliceIo {
+    inner: Pin<Box<TimeoutStream<TcpStream>>>,
+    lane: Arc<Lane>,
+    write_timeout: Duration,
+    /// The deadline of a spliced write now waiting, if one is.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SpliceIo {
+    pub fn new(inner: TimeoutStream<TcpStream>, lane: Arc<Lane>, write_timeout: Duration) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            lane,
+            write_timeout,
+            stall: None,
+        }
+    }
+
+    fn poll_spliced(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
+        match self.lane.poll_drain(cx, self.inner.get_ref(), len) {
+            Poll::Ready(done) => {
+                self.stall = None;
+                Poll::Ready(done)
+            }
+            Poll::Pending => {
+                let limit = self.write_timeout;
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                ready!(stall.as_mut().poll(cx));
+                self.stall = None;
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the listener took no bytes in {limit:?}"),
+                )))
+            }
+        }
+    }
+}
+
+impl AsyncRead for SpliceIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.inner.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SpliceIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if is_stand_in(buf) {
+            return self.poll_spliced(cx, buf.len());
+        }
+        self.inner.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // Real bytes up to the first stand-in, or the stand-in itself.
+        let real = match bufs.iter().position(|b| is_stand_in(b)) {
+            Some(0) => return self.poll_spliced(cx, bufs[0].len()),
+            Some(k) => &bufs[..k],
+            None => bufs,
+        };
+        self.inner.as_mut().poll_write_vectored(cx, real)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        // hyper then queues body chunks as they are instead of copying
+        // them into its buffer: stand-ins must reach us by address.
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.as_mut().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.as_mut().poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;
