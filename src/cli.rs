@@ -409,7 +409,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PLAYBACK_GATEWAY_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// A connection with nothing to read for this long is closed [default: 120s].
+    /// A connection with nothing read or written for this long is closed [default: 120s].
     #[arg(long, env = "PLAYBACK_GATEWAY_IDLE_TIMEOUT", value_name = "DURATION")]
     pub idle_timeout: Option<String>,
 

@@ -3,9 +3,9 @@
 //!
 //! - a deadline for a request's headers (slowloris) and a bound on their size (431);
 //! - a bound on concurrent connections (more are closed at once);
-//! - an idle deadline on reads (a kept-alive connection nobody uses) and on
-//!   writes (a client that stopped reading its stream), so a stalled client
-//!   never pins a storage stream forever;
+//! - an idle deadline (a kept-alive connection nobody uses; a long download
+//!   is not idle) and a write deadline (a client that stopped reading its
+//!   stream), so a stalled client never pins a storage stream forever;
 //! - graceful shutdown: stop accepting, let connections finish to a deadline;
 //! - HTTP/1.1, and HTTP/2 without TLS for a client that starts with its
 //!   preface (h2c, prior knowledge), told apart by peeking at the first
@@ -36,7 +36,8 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Connections served at once; more are closed on arrival.
     pub max_connections: usize,
-    /// A connection with nothing to read for this long is closed.
+    /// A connection with nothing read or written for this long is closed
+    /// (a body going out is traffic: see `SpliceIo`).
     pub idle_timeout: Duration,
     /// A client that takes no bytes for this long is cut off.
     pub write_timeout: Duration,

@@ -277,8 +277,8 @@ impl Grant {
 }
 
 /// A listener's TCP connection, as hyper reads and writes it: with the
-/// server's idle and write deadlines, and stand-ins written from the
-/// lane's pipe.
+/// server's idle and write deadlines (idle meaning nothing read and nothing
+/// written), and stand-ins written from the lane's pipe.
 pub struct SpliceIo {
     inner: Pin<Box<TimeoutStream<TcpStream>>>,
     lane: Arc<Lane>,
@@ -297,11 +297,21 @@ impl SpliceIo {
         }
     }
 
+    /// A response going out is traffic: the idle deadline, which hyper's
+    /// reads arm while it writes a body, starts again.
+    fn wrote(&mut self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(1..)) = written {
+            let idle = self.inner.read_timeout();
+            self.inner.as_mut().set_read_timeout_pinned(idle);
+        }
+        written
+    }
+
     fn poll_spliced(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
         match self.lane.poll_drain(cx, self.inner.get_ref(), len) {
             Poll::Ready(done) => {
                 self.stall = None;
-                Poll::Ready(done)
+                self.wrote(Poll::Ready(done))
             }
             Poll::Pending => {
                 let limit = self.write_timeout;
@@ -338,7 +348,8 @@ impl AsyncWrite for SpliceIo {
         if is_stand_in(buf) {
             return self.poll_spliced(cx, buf.len());
         }
-        self.inner.as_mut().poll_write(cx, buf)
+        let written = self.inner.as_mut().poll_write(cx, buf);
+        self.wrote(written)
     }
 
     fn poll_write_vectored(
@@ -352,7 +363,8 @@ impl AsyncWrite for SpliceIo {
             Some(k) => &bufs[..k],
             None => bufs,
         };
-        self.inner.as_mut().poll_write_vectored(cx, real)
+        let written = self.inner.as_mut().poll_write_vectored(cx, real);
+        self.wrote(written)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -265,3 +265,60 @@ async fn a_connection_that_never_speaks_is_closed_and_does_not_delay_shutdown() 
     );
     app.shutdown().await.unwrap();
 }
+
+/// A listener taking a body steadily for longer than the idle deadline:
+/// the body going out is traffic, so the connection is not idle.
+async fn a_long_download_outlives_the_idle_deadline(backend: Backend) {
+    let mut opts = tight();
+    opts.server.idle_timeout = Duration::from_secs(1);
+    opts.server.write_timeout = Duration::from_secs(5);
+    opts.body_cache.max_bytes = 0;
+    let app = spawn_app_with(backend, opts).await;
+    let len = 16_000_000;
+    let rec = app.seed(len).await;
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    let req = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", rec.path(Format::Wav));
+    s.write_all(req.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    // About 3 MB/s: the download lasts about five idle deadlines.
+    while got.len() < len {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed after {:?}, {} bytes",
+            started.elapsed(),
+            got.len()
+        );
+        got.extend_from_slice(&buf[..n]);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    while got.len() < head + len {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed after {:?}, {} bytes",
+            started.elapsed(),
+            got.len()
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got[head..] == rec.bytes[..], "every byte");
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_long_download_outlives_the_idle_deadline_local() {
+    a_long_download_outlives_the_idle_deadline(Backend::Local).await;
+}
+
+#[tokio::test]
+async fn a_long_download_outlives_the_idle_deadline_s3() {
+    a_long_download_outlives_the_idle_deadline(Backend::S3).await;
+}
