@@ -23,9 +23,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_io_timeout::TimeoutStream;
+use tower::ServiceExt;
 
 use crate::splice::{Lane, SpliceIo};
-use tower::ServiceExt;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]

@@ -33,7 +33,8 @@
 //! body, an error body's `<Code>`) must not hold a grant: the body cache
 //! revokes it ([`Grant::revoke`]) before the first byte, and only bodies of
 //! 2xx answers take one. Elsewhere (HTTPS to the store, HTTP/2 listeners,
-//! a kernel without `splice`), bodies are copied as before.
+//! a kernel or sandbox without `splice`, no file descriptor left for a
+//! pipe), bodies are copied as before.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -71,6 +72,20 @@ fn is_stand_in(buf: &[u8]) -> bool {
     let base = STAND_IN.as_ptr() as usize;
     let at = buf.as_ptr() as usize;
     !buf.is_empty() && at >= base && at + buf.len() <= base + STAND_IN_LEN
+}
+
+/// Whether `e` says splicing is not possible here (no such system call, a
+/// sandbox that forbids it, a socket that does not support it), rather
+/// than that the store's connection failed.
+fn cannot_splice(e: &io::Error) -> bool {
+    let unsupported = [
+        rustix::io::Errno::NOSYS,
+        rustix::io::Errno::PERM,
+        rustix::io::Errno::INVAL,
+        rustix::io::Errno::OPNOTSUPP,
+    ];
+    e.raw_os_error()
+        .is_some_and(|code| unsupported.iter().any(|u| u.raw_os_error() == code))
 }
 
 /// A pipe's two ends.
@@ -265,14 +280,22 @@ impl Grant {
 
     /// Moves up to `want` bytes `from` the store's socket into the pipe,
     /// once [`poll_room`](Self::poll_room) was ready; a stand-in for them,
-    /// empty at the end of `from`.
+    /// empty at the end of `from`. `None` where this kernel cannot splice
+    /// (the grant is then revoked, and the body copied).
     pub fn poll_fill(
         &self,
         cx: &mut Context<'_>,
         from: &TcpStream,
         want: usize,
-    ) -> Poll<io::Result<Bytes>> {
-        self.lane.poll_fill(cx, from, want)
+    ) -> Option<Poll<io::Result<Bytes>>> {
+        match self.lane.poll_fill(cx, from, want) {
+            Poll::Ready(Err(e)) if cannot_splice(&e) => {
+                tracing::warn!(error = %e, "this kernel cannot splice a body; copying it");
+                self.revoke();
+                None
+            }
+            polled => Some(polled),
+        }
     }
 }
 

@@ -28,7 +28,12 @@ fn pattern(len: usize) -> Vec<u8> {
 
 async fn fill(grant: &Grant, from: &TcpStream, want: usize) -> io::Result<Bytes> {
     poll_fn(|cx| grant.poll_room(cx).expect("granted")).await;
-    poll_fn(|cx| grant.poll_fill(cx, from, want)).await
+    poll_fn(|cx| {
+        grant
+            .poll_fill(cx, from, want)
+            .expect("this kernel splices")
+    })
+    .await
 }
 
 #[test]
@@ -194,4 +199,16 @@ async fn a_listener_that_stops_reading_is_cut_off_at_the_write_deadline() {
     assert!(moved < total, "cut off before the end");
     assert!(started.elapsed() < Duration::from_secs(10));
     feeding.abort();
+}
+
+#[test]
+fn a_kernel_that_cannot_splice_is_told_from_a_failed_connection() {
+    use rustix::io::Errno;
+    for errno in [Errno::NOSYS, Errno::PERM, Errno::INVAL, Errno::OPNOTSUPP] {
+        assert!(cannot_splice(&errno.into()), "{errno:?}");
+    }
+    for errno in [Errno::CONNRESET, Errno::PIPE, Errno::AGAIN] {
+        assert!(!cannot_splice(&errno.into()), "{errno:?}");
+    }
+    assert!(!cannot_splice(&io::Error::other("no code")));
 }

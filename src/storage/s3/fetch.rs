@@ -375,7 +375,7 @@ impl Stream for Body {
                 // The listener takes what the pipe holds first, then wakes
                 // us: waiting for it is no stall of the store.
                 Some(Poll::Pending) => return Poll::Pending,
-                Some(Poll::Ready(())) => Some(grant.poll_fill(cx, tcp, want)),
+                Some(Poll::Ready(())) => grant.poll_fill(cx, tcp, want),
                 None => None,
             },
             _ => None,
