@@ -132,12 +132,23 @@ struct LaneState {
     queued: usize,
     /// A body waiting for the pipe to empty.
     waiting: Option<Waker>,
+    /// The listener has made a write wait since the body began: it may be
+    /// a player, whose reads then go by its pace (see `fetch`).
+    stalled: bool,
 }
 
 impl Lane {
     fn state(&self) -> MutexGuard<'_, LaneState> {
         // Nothing here is left half-done by a panic.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stalled(&self) -> bool {
+        self.state().stalled
+    }
+
+    fn mark_stalled(&self) {
+        self.state().stalled = true;
     }
 
     /// Ready once there is an empty pipe, as [`poll_fill`](Self::poll_fill)
@@ -248,11 +259,20 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// A grant for a body about to begin: whether its listener keeps up
+    /// is asked afresh.
     pub fn new(lane: Arc<Lane>) -> Arc<Self> {
+        lane.state().stalled = false;
         Arc::new(Self {
             lane,
             revoked: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the listener has taken every write at once since the body
+    /// began: a download on a fast path, not (yet) a player or a slow link.
+    pub fn keeping_up(&self) -> bool {
+        !self.lane.stalled()
     }
 
     /// The body's bytes are to be kept or read here: copy them.
@@ -321,11 +341,16 @@ impl SpliceIo {
     }
 
     /// A response going out is traffic: the idle deadline, which hyper's
-    /// reads arm while it writes a body, starts again.
+    /// reads arm while it writes a body, starts again. A write that waits
+    /// marks the listener as not keeping up.
     fn wrote(&mut self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
-        if let Poll::Ready(Ok(1..)) = written {
-            let idle = self.inner.read_timeout();
-            self.inner.as_mut().set_read_timeout_pinned(idle);
+        match written {
+            Poll::Ready(Ok(1..)) => {
+                let idle = self.inner.read_timeout();
+                self.inner.as_mut().set_read_timeout_pinned(idle);
+            }
+            Poll::Pending => self.lane.mark_stalled(),
+            _ => {}
         }
         written
     }
@@ -337,6 +362,7 @@ impl SpliceIo {
                 self.wrote(Poll::Ready(done))
             }
             Poll::Pending => {
+                self.lane.mark_stalled();
                 let limit = self.write_timeout;
                 let stall = self
                     .stall

@@ -18,7 +18,9 @@ async fn pair() -> (TcpStream, TcpStream) {
 async fn listener(write_timeout: Duration) -> (SpliceIo, Arc<Lane>, TcpStream) {
     let (server, client) = pair().await;
     let lane = Arc::new(Lane::default());
-    let io = SpliceIo::new(TimeoutStream::new(server), lane.clone(), write_timeout);
+    let mut timed = TimeoutStream::new(server);
+    timed.set_write_timeout(Some(write_timeout));
+    let io = SpliceIo::new(timed, lane.clone(), write_timeout);
     (io, lane, client)
 }
 
@@ -185,7 +187,8 @@ async fn a_listener_that_stops_reading_is_cut_off_at_the_write_deadline() {
             }
         }
     });
-    let grant = Grant::new(lane);
+    let grant = Grant::new(lane.clone());
+    assert!(grant.keeping_up(), "nothing has waited yet");
     let started = std::time::Instant::now();
     let mut moved = 0;
     let err = loop {
@@ -198,7 +201,25 @@ async fn a_listener_that_stops_reading_is_cut_off_at_the_write_deadline() {
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     assert!(moved < total, "cut off before the end");
     assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!grant.keeping_up(), "a write waited");
+    assert!(Grant::new(lane).keeping_up(), "the next body asks afresh");
     feeding.abort();
+}
+
+#[tokio::test]
+async fn copied_bytes_a_listener_does_not_take_are_cut_off_at_the_write_deadline() {
+    let (mut io, lane, _client) = listener(Duration::from_millis(300)).await;
+    let grant = Grant::new(lane);
+    let block = pattern(1024 * 1024);
+    let started = std::time::Instant::now();
+    let err = loop {
+        if let Err(e) = io.write_all(&block).await {
+            break e;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never cut off");
+    };
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(!grant.keeping_up(), "a write waited");
 }
 
 #[test]

@@ -15,7 +15,10 @@
 //!   download), so thousands of players fit in little memory and
 //!   downloads cost few system calls;
 //! - a download's bytes moved by splice, where the listener's connection
-//!   allows ([`crate::splice`]): never copied through our memory;
+//!   allows ([`crate::splice`]): never copied through our memory. While
+//!   the listener takes every write at once, a spliced body reads at least
+//!   64 KiB at a time, so a download does not wait for its pace to show;
+//!   once a write waits, reads go by the listener's pace;
 //! - a deadline on the response head and on every body read, so a stalled
 //!   store becomes an error, never a hang;
 //! - plain TCP or TLS, as the URL says ([`conn`](super::conn)).
@@ -38,6 +41,10 @@ use crate::splice::Grant;
 /// The smallest body read, and all a slow listener's stream holds in
 /// flight from the store.
 pub const MIN_READ: usize = 16 * 1024;
+/// The smallest spliced read while the listener keeps up, and so the most
+/// a listener that then stalls (a player whose buffers just filled) holds
+/// in its pipe: the memory a stream is allowed.
+const SPLICE_MIN: usize = 64 * 1024;
 /// Largest response head accepted (S3 user metadata is capped at 2 KB).
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest error body read for its `<Code>`.
@@ -361,23 +368,30 @@ impl Stream for Body {
             let chunk = this.leftover.split_to(take);
             return this.deliver(chunk);
         }
-        let want = read_size(this.sent, this.started.elapsed(), this.max_read)
-            .min(usize::try_from(this.remaining).unwrap_or(usize::MAX));
+        let remaining = usize::try_from(this.remaining).unwrap_or(usize::MAX);
+        let want = read_size(this.sent, this.started.elapsed(), this.max_read).min(remaining);
         let Some(conn) = this.conn.as_mut() else {
             return Poll::Ready(None);
         };
         let spliced = match (&*conn, &this.splice) {
             // A listener that drains fast (a download) takes its bytes by
-            // splice. A player's few KB/s are not worth a pipe: they stay
+            // splice: at once while it takes every write at once, then by
+            // its pace. A player's few KB/s are not worth a pipe: they stay
             // in our memory, where they cost no CPU to speak of and the
             // process's RSS counts them.
-            (Conn::Plain(tcp), Some(grant)) if want > MIN_READ => match grant.poll_room(cx) {
-                // The listener takes what the pipe holds first, then wakes
-                // us: waiting for it is no stall of the store.
-                Some(Poll::Pending) => return Poll::Pending,
-                Some(Poll::Ready(())) => grant.poll_fill(cx, tcp, want),
-                None => None,
-            },
+            (Conn::Plain(tcp), Some(grant)) => {
+                let want = match grant.keeping_up() {
+                    true => want.max(SPLICE_MIN.min(this.max_read)).min(remaining),
+                    false => want,
+                };
+                match (want > MIN_READ).then(|| grant.poll_room(cx)).flatten() {
+                    // The listener takes what the pipe holds first, then
+                    // wakes us: waiting for it is no stall of the store.
+                    Some(Poll::Pending) => return Poll::Pending,
+                    Some(Poll::Ready(())) => grant.poll_fill(cx, tcp, want),
+                    None => None,
+                }
+            }
             _ => None,
         };
         // What is there, up to `want`: one chunk per wake-up, as large as
