@@ -22,7 +22,6 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
 use crate::splice::{Lane, SpliceIo};
@@ -188,9 +187,6 @@ pub async fn serve(
                 },
                 _ = stopping.wait_for(|stopped| *stopped) => return,
             };
-            let mut io = TimeoutStream::new(stream);
-            io.set_read_timeout(Some(limits.idle_timeout));
-            io.set_write_timeout(Some(limits.write_timeout));
             // HTTP/1 writes a body's bytes as they are, so it may take them
             // by splice; HTTP/2 frames them.
             let lane = Arc::new(Lane::default());
@@ -202,7 +198,12 @@ pub async fn serve(
                 }
                 router.clone().oneshot(req.map(axum::body::Body::new))
             });
-            let io = TokioIo::new(SpliceIo::new(io, lane, limits.write_timeout));
+            let io = TokioIo::new(SpliceIo::new(
+                stream,
+                lane,
+                limits.idle_timeout,
+                limits.write_timeout,
+            ));
             let conn = builders.get(protocol).serve_connection(io, service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -38,17 +38,14 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
-use std::time::Duration;
 
 use bytes::Bytes;
 use rustix::pipe::{PipeFlags, SpliceFlags};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio_io_timeout::TimeoutStream;
 
 /// The largest stand-in, and so the most one store read moves at once.
 const STAND_IN_LEN: usize = 1024 * 1024;
@@ -319,117 +316,9 @@ impl Grant {
     }
 }
 
-/// A listener's TCP connection, as hyper reads and writes it: with the
-/// server's idle and write deadlines (idle meaning nothing read and nothing
-/// written), and stand-ins written from the lane's pipe.
-pub struct SpliceIo {
-    inner: Pin<Box<TimeoutStream<TcpStream>>>,
-    lane: Arc<Lane>,
-    write_timeout: Duration,
-    /// The deadline of a spliced write now waiting, if one is.
-    stall: Option<Pin<Box<tokio::time::Sleep>>>,
-}
+mod listener;
 
-impl SpliceIo {
-    pub fn new(inner: TimeoutStream<TcpStream>, lane: Arc<Lane>, write_timeout: Duration) -> Self {
-        Self {
-            inner: Box::pin(inner),
-            lane,
-            write_timeout,
-            stall: None,
-        }
-    }
-
-    /// A response going out is traffic: the idle deadline, which hyper's
-    /// reads arm while it writes a body, starts again. A write that waits
-    /// marks the listener as not keeping up.
-    fn wrote(&mut self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
-        match written {
-            Poll::Ready(Ok(1..)) => {
-                let idle = self.inner.read_timeout();
-                self.inner.as_mut().set_read_timeout_pinned(idle);
-            }
-            Poll::Pending => self.lane.mark_stalled(),
-            _ => {}
-        }
-        written
-    }
-
-    fn poll_spliced(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
-        match self.lane.poll_drain(cx, self.inner.get_ref(), len) {
-            Poll::Ready(done) => {
-                self.stall = None;
-                self.wrote(Poll::Ready(done))
-            }
-            Poll::Pending => {
-                self.lane.mark_stalled();
-                let limit = self.write_timeout;
-                let stall = self
-                    .stall
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                ready!(stall.as_mut().poll(cx));
-                self.stall = None;
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("the listener took no bytes in {limit:?}"),
-                )))
-            }
-        }
-    }
-}
-
-impl AsyncRead for SpliceIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.inner.as_mut().poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SpliceIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if is_stand_in(buf) {
-            return self.poll_spliced(cx, buf.len());
-        }
-        let written = self.inner.as_mut().poll_write(cx, buf);
-        self.wrote(written)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        // Real bytes up to the first stand-in, or the stand-in itself.
-        let real = match bufs.iter().position(|b| is_stand_in(b)) {
-            Some(0) => return self.poll_spliced(cx, bufs[0].len()),
-            Some(k) => &bufs[..k],
-            None => bufs,
-        };
-        let written = self.inner.as_mut().poll_write_vectored(cx, real);
-        self.wrote(written)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        // hyper then queues body chunks as they are instead of copying
-        // them into its buffer: stand-ins must reach us by address.
-        true
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.as_mut().poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.as_mut().poll_shutdown(cx)
-    }
-}
+pub use listener::SpliceIo;
 
 #[cfg(test)]
 mod tests;

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use std::future::poll_fn;
 use std::io::IoSlice;
 
@@ -16,11 +18,16 @@ async fn pair() -> (TcpStream, TcpStream) {
 
 /// The listener's side as the server sees it, and the listener.
 async fn listener(write_timeout: Duration) -> (SpliceIo, Arc<Lane>, TcpStream) {
+    listener_idle(Duration::from_secs(60), write_timeout).await
+}
+
+async fn listener_idle(
+    idle: Duration,
+    write_timeout: Duration,
+) -> (SpliceIo, Arc<Lane>, TcpStream) {
     let (server, client) = pair().await;
     let lane = Arc::new(Lane::default());
-    let mut timed = TimeoutStream::new(server);
-    timed.set_write_timeout(Some(write_timeout));
-    let io = SpliceIo::new(timed, lane.clone(), write_timeout);
+    let io = SpliceIo::new(server, lane.clone(), idle, write_timeout);
     (io, lane, client)
 }
 
@@ -220,6 +227,36 @@ async fn copied_bytes_a_listener_does_not_take_are_cut_off_at_the_write_deadline
     };
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     assert!(!grant.keeping_up(), "a write waited");
+}
+
+#[tokio::test]
+async fn the_idle_deadline_counts_bytes_written_and_closes_a_silent_connection() {
+    let idle = Duration::from_millis(300);
+    let (io, _lane, mut client) = listener_idle(idle, Duration::from_secs(5)).await;
+    let (mut reads, mut writes) = tokio::io::split(io);
+    let started = std::time::Instant::now();
+    // hyper reads while it writes a response: that read must not end
+    // while bytes go out, however long they take.
+    let reading = tokio::spawn(async move { reads.read(&mut [0u8; 16]).await });
+    let steady = Duration::from_millis(1200);
+    while started.elapsed() < steady {
+        writes.write_all(b"x").await.unwrap();
+        tokio::time::sleep(idle / 3).await;
+    }
+    let quiet = std::time::Instant::now();
+    let err = reading.await.unwrap().expect_err("the idle deadline");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(started.elapsed() >= steady, "not while bytes went out");
+    let after = quiet.elapsed();
+    assert!(
+        after < Duration::from_secs(3),
+        "closed {after:?} after the last byte"
+    );
+    // Every byte written reached the listener.
+    drop(writes);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).await.unwrap();
+    assert!(got.iter().all(|&b| b == b'x') && !got.is_empty());
 }
 
 #[test]
