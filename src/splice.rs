@@ -40,7 +40,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
 
@@ -95,6 +95,19 @@ struct Pipe {
 }
 
 static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+/// Pipes bodies hold now (outside the pool), and the bytes waiting in
+/// them: kernel memory, which the process's RSS does not count.
+static HELD_PIPES: AtomicUsize = AtomicUsize::new(0);
+static HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// The pipes bodies hold now, and the bytes waiting in them (for
+/// `/metrics`: `playback_splice_pipes`, `playback_splice_pipe_bytes`).
+pub fn held() -> (usize, usize) {
+    (
+        HELD_PIPES.load(Ordering::Relaxed),
+        HELD_BYTES.load(Ordering::Relaxed),
+    )
+}
 
 impl Pipe {
     fn take() -> io::Result<Self> {
@@ -136,6 +149,36 @@ struct LaneState {
     stalled: bool,
 }
 
+impl LaneState {
+    /// Takes a pipe from the pool for this lane, if it has none.
+    fn hold_pipe(&mut self) -> io::Result<()> {
+        if self.pipe.is_none() {
+            self.pipe = Some(Pipe::take()?);
+            HELD_PIPES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Gives the emptied pipe back to the pool.
+    fn release_pipe(&mut self) {
+        if let Some(pipe) = self.pipe.take() {
+            HELD_PIPES.fetch_sub(1, Ordering::Relaxed);
+            pipe.give_back();
+        }
+    }
+}
+
+impl Drop for LaneState {
+    /// A connection gone with bytes in its pipe: the pipe is closed (never
+    /// pooled with stale bytes in it), and no longer counted.
+    fn drop(&mut self) {
+        if self.pipe.take().is_some() {
+            HELD_PIPES.fetch_sub(1, Ordering::Relaxed);
+        }
+        HELD_BYTES.fetch_sub(self.queued, Ordering::Relaxed);
+    }
+}
+
 impl Lane {
     fn state(&self) -> MutexGuard<'_, LaneState> {
         // Nothing here is left half-done by a panic.
@@ -160,9 +203,7 @@ impl Lane {
             state.waiting = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        if state.pipe.is_none() {
-            state.pipe = Some(Pipe::take()?);
-        }
+        state.hold_pipe()?;
         Poll::Ready(Ok(()))
     }
 
@@ -177,9 +218,7 @@ impl Lane {
     ) -> Poll<io::Result<Bytes>> {
         let mut state = self.state();
         let want = want.min(STAND_IN_LEN);
-        if state.pipe.is_none() {
-            state.pipe = Some(Pipe::take()?);
-        }
+        state.hold_pipe()?;
         loop {
             ready!(from.poll_read_ready(cx))?;
             let Some(pipe) = state.pipe.as_ref() else {
@@ -200,6 +239,7 @@ impl Lane {
                 Ok(n) => {
                     metrics::counter!("playback_storage_spliced_bytes_total").increment(n as u64);
                     state.queued += n;
+                    HELD_BYTES.fetch_add(n, Ordering::Relaxed);
                     return Poll::Ready(Ok(stand_in(n)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -237,10 +277,9 @@ impl Lane {
             }
         };
         state.queued -= written;
+        HELD_BYTES.fetch_sub(written, Ordering::Relaxed);
         if state.queued == 0 {
-            if let Some(pipe) = state.pipe.take() {
-                pipe.give_back();
-            }
+            state.release_pipe();
             if let Some(body) = state.waiting.take() {
                 body.wake();
             }

@@ -92,6 +92,11 @@ pub async fn metrics(
 ) -> Result<axum::response::Response, super::error::ApiError> {
     use axum::response::IntoResponse;
     caller.require_admin()?;
+    // Pipe memory is the kernel's: read at scrape time, not counted per
+    // move on the hot path.
+    let (pipes, bytes) = crate::splice::held();
+    metrics::gauge!("playback_splice_pipes").set(pipes as f64);
+    metrics::gauge!("playback_splice_pipe_bytes").set(bytes as f64);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -169,8 +169,19 @@ async fn a_listener_that_stops_reading_a_spliced_body_is_let_go() {
     let mut s = TcpStream::connect(app.addr).await.unwrap();
     let req = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", rec.path(Format::Wav));
     s.write_all(req.as_bytes()).await.unwrap();
-    // Reads nothing for longer than the write deadline (800 ms)...
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Reads nothing: its socket fills, and the bytes spliced last wait in
+    // its pipe, which /metrics counts (kernel memory RSS does not show;
+    // other tests' pipes may add to it, never take from it)...
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let metrics = app.metrics().await;
+    let gauge = |name: &str| -> f64 {
+        let line = metrics.lines().find_map(|l| l.strip_prefix(name));
+        line.map_or(0.0, |v| v.trim().parse().unwrap())
+    };
+    assert!(gauge("playback_splice_pipes ") >= 1.0, "{metrics}");
+    assert!(gauge("playback_splice_pipe_bytes ") > 0.0, "{metrics}");
+    // ... for longer than the write deadline (800 ms)...
+    tokio::time::sleep(Duration::from_millis(2600)).await;
     assert!(spliced(&app).await > before, "the body was spliced");
     // ... and finds the connection closed, the body short.
     let got = closed_within(&mut s, Duration::from_secs(10))

@@ -2,17 +2,21 @@
 //! reading about `rate_bytes` per second (a token bucket checked every
 //! 100 ms), as players on poor links do. Raw TCP with a small receive
 //! buffer, so the pressure reaches the server instead of piling up in the
-//! kernel of this side.
+//! kernel of this side. With `--metrics-url`, the gateway's `/metrics` is
+//! read every half second while the clients hold on, for the memory its
+//! splice pipes hold (kernel memory, which its RSS does not count).
 
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::time::{sleep, timeout_at};
 
-use crate::util::{Target, round3};
+use crate::conn::{Conn, Spec};
+use crate::util::{Target, parse_headers, round3};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,6 +37,41 @@ pub struct Args {
     /// SO_RCVBUF of each client socket (bytes).
     #[arg(long, default_value_t = 32_768)]
     pub rcvbuf: u32,
+    /// The gateway's `/metrics`, to read its splice pipes' gauges from.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// `Name: value` sent with `--metrics-url` (the admin token), repeatable.
+    #[arg(long)]
+    pub metrics_header: Vec<String>,
+}
+
+/// The largest values seen of the gateway's `playback_splice_pipes` and
+/// `playback_splice_pipe_bytes` gauges, sampled until `until`; `None` if
+/// the gateway never reported them (a build from before them).
+async fn pipes_held(spec: Spec, until: Instant) -> anyhow::Result<Option<(f64, f64)>> {
+    let mut conn = Conn::new(&spec.target.addr);
+    let mut most: Option<(f64, f64)> = None;
+    while Instant::now() < until {
+        let res = conn.send(&spec).await?;
+        if !res.status().is_success() {
+            bail!("{}: {}", spec.target.path, res.status());
+        }
+        let text = res.into_body().collect().await?.to_bytes();
+        let text = String::from_utf8_lossy(&text);
+        let gauge = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        if let Some((pipes, bytes)) =
+            gauge("playback_splice_pipes").zip(gauge("playback_splice_pipe_bytes"))
+        {
+            let (p, b) = most.unwrap_or_default();
+            most = Some((p.max(pipes), b.max(bytes)));
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+    Ok(most)
 }
 
 #[derive(Debug, Default)]
@@ -131,6 +170,22 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             client(&target, rate, rcvbuf, deadline).await
         }));
     }
+    // Sampled while every client holds on: from the last connection to
+    // the deadline.
+    let sampling = match &args.metrics_url {
+        Some(url) => {
+            let spec = Spec::new(
+                http::Method::GET,
+                Target::parse(url)?,
+                &parse_headers(&args.metrics_header)?,
+            )?;
+            Some(tokio::spawn(pipes_held(
+                spec,
+                deadline - Duration::from_millis(500),
+            )))
+        }
+        None => None,
+    };
     let mut connected = 0;
     let mut ok = 0;
     let mut early_eof = 0;
@@ -156,7 +211,13 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let hold = args.duration + ramp.as_secs_f64() / 2.0;
+    let pipes = match sampling {
+        Some(t) => t.await??,
+        None => None,
+    };
     Ok(json!({
+        "splice_pipes_max": pipes.map(|(p, _)| p),
+        "splice_pipe_mib_max": pipes.map(|(_, b)| round3(b / 1_048_576.0)),
         "clients": args.clients,
         "rate_bytes_per_client": args.rate_bytes,
         "ramp_s": round3(ramp.as_secs_f64()),
