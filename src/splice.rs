@@ -25,7 +25,7 @@
 //! boundaries, the body bytes that came with the store's head, the body
 //! cache's replays) go out between stand-ins as they are written.
 //!
-//! Only downloads are spliced: a body is spliced, 64 KiB or more at a
+//! Only downloads are spliced: a body is spliced, 32 KiB or more at a
 //! time, until a write to its listener has to wait (the lane notes it);
 //! then it reads by the listener's pace, and a player's 16 KiB reads stay
 //! copied (see `fetch`), so its bytes stay in the memory the process's RSS
