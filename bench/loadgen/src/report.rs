@@ -10,6 +10,11 @@
 //! `replicas` (two gateway replicas behind nginx), `tls` (the gateway over
 //! the store's HTTPS port) or `cached` (the gateway with its body cache, as
 //! shipped); the last four in tables of their own.
+//!
+//! A full-file phase runs in rounds, `{name}~r{round}`, its paths taken in
+//! a different order each round: one phase's figure is its median round
+//! (see [`rounds::median_rounds`]), so that the store's own drift over a run (its
+//! garbage collector, the machine's other work) does not decide a ratio.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,6 +23,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+mod rounds;
 mod sides;
 
 #[derive(Debug, clap::Args)]
@@ -168,6 +174,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     if phases.is_empty() {
         bail!("{}: no phase results", args.raw.display());
     }
+    let phases = rounds::median_rounds(phases);
     let meta: BTreeMap<String, String> = args
         .meta
         .iter()
@@ -424,6 +431,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
         t.goal(measure, growth, &target, pass);
     }
 
+    rounds::spread(&mut t.md, &phases);
     // The tables beside the main one, each only when its phases ran.
     let replica_rows = sides::replicas(&mut t.md, &phases, m("nproc"));
     sides::signing(&mut t.md, &phases);
