@@ -6,10 +6,11 @@
 //! Raw file names: `throughput-{path}-{bytes}-c{connections}`,
 //! `seek-{path}`, `rps-{status|lost}-{path}`, `stream-{path}`,
 //! `mem-idle`, `mem-slow-{clients}`; `path` is `direct`, `nginx`,
-//! `unsigned` (storage read anonymously, as nginx reads it), `gateway`,
+//! `unsigned` (storage read anonymously, as nginx reads it), `relay` (a
+//! bare TCP relay, HAProxy splicing, in front of that anonymous read), `gateway`,
 //! `replicas` (two gateway replicas behind nginx), `tls` (the gateway over
 //! the store's HTTPS port) or `cached` (the gateway with its body cache, as
-//! shipped); the last four in tables of their own.
+//! shipped); the last five in tables of their own.
 //!
 //! A full-file phase runs in rounds, `{name}~r{round}`, its paths taken in
 //! a different order each round: one phase's figure is its median round
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+mod relay;
 mod rounds;
 mod sides;
 
@@ -70,7 +72,7 @@ fn human_bytes(n: u64) -> String {
 fn run_order(name: &str) -> (usize, u64, u64, usize, String) {
     let path = |s: &str| {
         [
-            "direct", "unsigned", "nginx", "gateway", "replicas", "tls", "cached",
+            "direct", "unsigned", "relay", "nginx", "gateway", "replicas", "tls", "cached",
         ]
         .iter()
         .position(|p| s.contains(p))
@@ -190,7 +192,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     let m = |k: &str| meta.get(k).map_or("?", String::as_str);
     let _ = writeln!(
         t.md,
-        "Machine: {} cores ({}), {} memory, Linux {}. {}; SeaweedFS {}; {}; gateway {}{}.\n\
+        "Machine: {} cores ({}), {} memory, Linux {}. {}; SeaweedFS {}; {}{}; gateway {}{}.\n\
          Everything ran on this one machine, load generator included, over loopback. \
          Figures in parentheses are ratios to direct storage in the same run. The gateway's \
          full-file and seek figures read every body from the store (`--body-cache-size 0`): \
@@ -203,6 +205,8 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
         m("rustc"),
         m("seaweedfs"),
         m("nginx"),
+        meta.get("haproxy")
+            .map_or(String::new(), |v| format!("; HAProxy {v}")),
         m("gateway"),
         if m("gateway_store") == "https" {
             ", reading the store over HTTPS"
@@ -435,6 +439,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     // The tables beside the main one, each only when its phases ran.
     let replica_rows = sides::replicas(&mut t.md, &phases, m("nproc"));
     sides::signing(&mut t.md, &phases);
+    let relay_rows = relay::table(&mut t.md, &phases);
     let tls_rows = sides::tls(&mut t.md, &phases);
     let cached_rows = sides::cached(&mut t.md, &phases);
     // Where the CPU went. With the replicas running: their CPU (each in
@@ -459,20 +464,19 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
             ""
         },
     );
+    // The bare TCP relay, when it ran, in a column of its own.
+    let with_relay = phases
+        .values()
+        .any(|v| v.pointer("/watch/procs/relay").is_some());
+    let mut head = vec!["phase", "loadgen", "SeaweedFS", "nginx"];
+    head.extend(with_relay.then_some("relay (HAProxy)"));
+    head.push("gateway");
     if with_replicas {
-        let _ = writeln!(
-            t.md,
-            "| phase | loadgen | SeaweedFS | nginx | gateway | replicas (1 + 2) | PostgreSQL | \
-             anything else | whole machine |"
-        );
-        let _ = writeln!(t.md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    } else {
-        let _ = writeln!(
-            t.md,
-            "| phase | loadgen | SeaweedFS | nginx | gateway | anything else | whole machine |"
-        );
-        let _ = writeln!(t.md, "|---|---:|---:|---:|---:|---:|---:|");
+        head.extend(["replicas (1 + 2)", "PostgreSQL"]);
     }
+    head.extend(["anything else", "whole machine"]);
+    let _ = writeln!(t.md, "| {} |", head.join(" | "));
+    let _ = writeln!(t.md, "|---|{}", "---:|".repeat(head.len() - 1));
     let mut order: Vec<(&String, &Value)> = phases.iter().collect();
     order.sort_by_key(|(name, _)| run_order(name));
     for (name, v) in order {
@@ -480,32 +484,22 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
             continue;
         };
         let pct = |p: &str| procs.pointer(&format!("/{p}/cpu_pct")).and_then(num);
-        let cells: Vec<Option<f64>> = ["loadgen", "weed", "nginx", "gateway"]
-            .iter()
-            .map(|p| pct(p))
-            .collect();
-        let others = v.pointer("/watch/others_cpu_pct").and_then(num);
-        let machine = v.pointer("/watch/machine_cpu_pct").and_then(num);
-        let extra = if with_replicas {
-            let (r1, r2) = (pct("replica1"), pct("replica2"));
-            let both = match (r1, r2) {
+        let mut cells: Vec<String> = vec![name.clone()];
+        cells.extend(["loadgen", "weed", "nginx"].map(|p| fmt(pct(p), 0)));
+        if with_relay {
+            cells.push(fmt(pct("relay"), 0));
+        }
+        cells.push(fmt(pct("gateway"), 0));
+        if with_replicas {
+            cells.push(match (pct("replica1"), pct("replica2")) {
                 (Some(a), Some(b)) => format!("{:.0} ({a:.0} + {b:.0})", a + b),
                 _ => "—".into(),
-            };
-            format!(" {both} | {} |", fmt(pct("postgres"), 0))
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            t.md,
-            "| {name} | {} | {} | {} | {} |{extra} {} | {} |",
-            fmt(cells[0], 0),
-            fmt(cells[1], 0),
-            fmt(cells[2], 0),
-            fmt(cells[3], 0),
-            fmt(others, 0),
-            fmt(machine, 0),
-        );
+            });
+            cells.push(fmt(pct("postgres"), 0));
+        }
+        cells.push(fmt(v.pointer("/watch/others_cpu_pct").and_then(num), 0));
+        cells.push(fmt(v.pointer("/watch/machine_cpu_pct").and_then(num), 0));
+        let _ = writeln!(t.md, "| {} |", cells.join(" | "));
     }
 
     // Anything that went wrong while measuring.
@@ -549,6 +543,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
         "machine": meta,
         "goals": t.goals,
         "replicas": replica_rows,
+        "relay": relay_rows,
         "tls": tls_rows,
         "cached": cached_rows,
         "phases": phases,
