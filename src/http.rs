@@ -243,14 +243,38 @@ fn valid_request_id(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
 }
 
+/// A fresh request id: a UUID v4 from the thread's RNG, which `new_v4`
+/// would take from the kernel (a `getrandom` system call per request).
+fn new_request_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+        .unwrap_or(HeaderValue::from_static("unknown"))
+}
+
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = match req.headers().get(REQUEST_ID) {
         Some(v) if valid_request_id(v) => v.clone(),
-        _ => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-            .unwrap_or(HeaderValue::from_static("unknown")),
+        _ => new_request_id(),
     };
     req.headers_mut().insert(REQUEST_ID, id.clone());
     let mut res = next.run(req).await;
     res.headers_mut().insert(REQUEST_ID, id);
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_made_request_id_is_a_fresh_uuid_v4() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        let id = uuid::Uuid::parse_str(a.to_str().unwrap()).unwrap();
+        assert_eq!(id.get_version(), Some(uuid::Version::Random));
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(a.len(), 36, "hyphenated");
+        assert!(valid_request_id(&a));
+    }
 }
