@@ -14,8 +14,8 @@
 //!
 //! A full-file phase runs in rounds, `{name}~r{round}`, its paths taken in
 //! a different order each round: one phase's figure is its median round
-//! (see [`rounds::median_rounds`]), so that the store's own drift over a run (its
-//! garbage collector, the machine's other work) does not decide a ratio.
+//! (see [`rounds::median_rounds`]), so that the store's pace drifting over
+//! a run (by 20-30 % on a 2-core machine) does not decide a ratio.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
