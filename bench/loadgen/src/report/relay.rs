@@ -7,25 +7,26 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use super::sides::mbps;
 use super::{fmt, human_bytes, num, ratio, sizes_and_connections};
 use crate::util::round3;
 
-/// MB/s of `path`, and its hop's CPU (% of a core) per MB/s: `proc` is the
-/// watched process that does the hop's work.
-fn figures(
+/// The CPU (% of a core) per MB/s of `proc`, the process doing `path`'s
+/// hop.
+fn cpu_per_mbps(
     phases: &BTreeMap<String, Value>,
     path: &str,
     proc: &str,
     size: u64,
     conns: u64,
-) -> (Option<f64>, Option<f64>) {
-    let v = phases.get(&format!("throughput-{path}-{size}-c{conns}"));
-    let mbps = v.and_then(|v| v.pointer("/mb_per_s")).and_then(num);
+) -> Option<f64> {
+    let v = phases.get(&format!("throughput-{path}-{size}-c{conns}"))?;
     let cpu = v
-        .and_then(|v| v.pointer(&format!("/watch/procs/{proc}/cpu_pct")))
-        .and_then(num);
-    let per = mbps.zip(cpu).filter(|(m, _)| *m > 0.0).map(|(m, c)| c / m);
-    (mbps, per)
+        .pointer(&format!("/watch/procs/{proc}/cpu_pct"))
+        .and_then(num)?;
+    mbps(phases, path, size, conns)
+        .filter(|m| *m > 0.0)
+        .map(|m| cpu / m)
 }
 
 /// The relay's table, when its phases ran; its rows in JSON.
@@ -50,10 +51,10 @@ pub(super) fn table(md: &mut String, phases: &BTreeMap<String, Value>) -> Vec<Va
          | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for (size, conns) in keys {
-        let (u, _) = figures(phases, "unsigned", "weed", size, conns);
-        let (d, _) = figures(phases, "direct", "weed", size, conns);
-        let (r, r_cpu) = figures(phases, "relay", "relay", size, conns);
-        let (g, g_cpu) = figures(phases, "gateway", "gateway", size, conns);
+        let [u, d, r, g] =
+            ["unsigned", "direct", "relay", "gateway"].map(|p| mbps(phases, p, size, conns));
+        let r_cpu = cpu_per_mbps(phases, "relay", "relay", size, conns);
+        let g_cpu = cpu_per_mbps(phases, "gateway", "gateway", size, conns);
         let _ = writeln!(
             md,
             "| full file {}, {conns} connections (MB/s) | {} | {} | {} | {} | {} | {} |",

@@ -19,7 +19,7 @@ fn get(phases: &Phases, name: &str, ptr: &str) -> Option<f64> {
 
 /// The full-file throughput of `path` for `size` bytes over `conns`
 /// connections, in MB/s.
-fn mbps(phases: &Phases, path: &str, size: u64, conns: u64) -> Option<f64> {
+pub(super) fn mbps(phases: &Phases, path: &str, size: u64, conns: u64) -> Option<f64> {
     let name = format!("throughput-{path}-{size}-c{conns}");
     get(phases, &name, "/mb_per_s")
 }
