@@ -86,16 +86,12 @@ impl SpliceIo {
         written: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         match written {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
+            Poll::Ready(done) => {
+                if let Ok(1..) = done {
                     self.traffic = Instant::now();
                 }
                 self.waiting = None;
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => {
-                self.waiting = None;
-                Poll::Ready(Err(e))
+                Poll::Ready(done)
             }
             Poll::Pending => {
                 self.lane.mark_stalled();

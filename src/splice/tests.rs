@@ -1,7 +1,6 @@
-use std::time::Duration;
-
 use std::future::poll_fn;
 use std::io::IoSlice;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -18,12 +18,17 @@ use crate::limits::{closed_within, get_h2c, tight};
 use crate::resumes::{CUTS, drain, ranged};
 
 /// Bytes moved by splice so far.
+/// The value `/metrics` gives `name` (unlabelled), as written.
+fn sample<'a>(metrics: &'a str, name: &str) -> Option<&'a str> {
+    let line = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '));
+    line.map(str::trim)
+}
+
 async fn spliced(app: &TestApp) -> u64 {
     let metrics = app.metrics().await;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("playback_storage_spliced_bytes_total "))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    sample(&metrics, "playback_storage_spliced_bytes_total").map_or(0, |v| v.parse().unwrap())
 }
 
 fn no_body_cache() -> Options {
@@ -174,12 +179,9 @@ async fn a_listener_that_stops_reading_a_spliced_body_is_let_go() {
     // other tests' pipes may add to it, never take from it)...
     tokio::time::sleep(Duration::from_millis(400)).await;
     let metrics = app.metrics().await;
-    let gauge = |name: &str| -> f64 {
-        let line = metrics.lines().find_map(|l| l.strip_prefix(name));
-        line.map_or(0.0, |v| v.trim().parse().unwrap())
-    };
-    assert!(gauge("playback_splice_pipes ") >= 1.0, "{metrics}");
-    assert!(gauge("playback_splice_pipe_bytes ") > 0.0, "{metrics}");
+    let gauge = |name| -> f64 { sample(&metrics, name).map_or(0.0, |v| v.parse().unwrap()) };
+    assert!(gauge("playback_splice_pipes") >= 1.0, "{metrics}");
+    assert!(gauge("playback_splice_pipe_bytes") > 0.0, "{metrics}");
     // ... for longer than the write deadline (800 ms)...
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert!(spliced(&app).await > before, "the body was spliced");
