@@ -6,6 +6,8 @@
 //! SHA-256 hashes (they are 256 random bits, so a plain hash is enough);
 //! link keys and webhook tokens must be kept in the clear to compute MACs.
 
+use std::time::Duration;
+
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -157,17 +159,34 @@ pub enum LinkError {
     UnknownKey,
     #[error("the playback link is malformed (it needs exp, kid and sig)")]
     Malformed,
+    #[error("the playback link lives longer than this gateway allows")]
+    TooLong,
 }
 
-/// Checks a link for `recording` of `account` at `now`, allowing `skew`
-/// seconds of clock difference.
+/// The longest a link may live unless configured otherwise: a week.
+pub const DEFAULT_LINK_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// When a link is checked, and how far its expiry may be from then.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkClock {
+    pub now: Timestamp,
+    /// Clock difference allowed past the expiry, in seconds.
+    pub skew: i64,
+    /// The longest a link may live from now, in seconds.
+    pub max_lifetime: i64,
+}
+
+/// Checks a link for `recording` of `account` against `clock`.
+///
+/// SECURITY: a valid signature is not enough: a link whose expiry lies
+/// further ahead than the configured lifetime (a key leaked into a
+/// signer, a typo in a TTL) is refused too, so no link is forever.
 pub fn verify_link(
     keys: &[LinkKey],
     account: &AccountSid,
     recording: &RecordingSid,
     params: &LinkParams,
-    now: Timestamp,
-    skew: i64,
+    clock: LinkClock,
 ) -> Result<(), LinkError> {
     let key = keys
         .iter()
@@ -180,8 +199,15 @@ pub fn verify_link(
     m.update(canonical(account, recording, params.exp).as_bytes());
     // Constant-time, guaranteed by the `hmac` crate.
     m.verify_slice(&sig).map_err(|_| LinkError::BadSignature)?;
-    if now.as_second() > params.exp.saturating_add(skew) {
+    let now = clock.now.as_second();
+    if now > params.exp.saturating_add(clock.skew) {
         return Err(LinkError::Expired);
+    }
+    let latest = now
+        .saturating_add(clock.max_lifetime)
+        .saturating_add(clock.skew);
+    if params.exp > latest {
+        return Err(LinkError::TooLong);
     }
     Ok(())
 }
@@ -232,23 +258,78 @@ mod tests {
     fn re(n: u8) -> RecordingSid {
         format!("RE{n:032x}").parse().unwrap()
     }
-    fn at(s: i64) -> Timestamp {
-        Timestamp::from_second(s).unwrap()
+    fn at(s: i64) -> LinkClock {
+        LinkClock {
+            now: Timestamp::from_second(s).unwrap(),
+            skew: 0,
+            max_lifetime: 3_600,
+        }
     }
 
     #[test]
     fn a_signed_link_verifies_until_it_expires() {
         let keys = [key("k2"), key("k1")];
         let p = sign_link(&keys[1], &ac(), &re(1), 1_000);
-        assert_eq!(verify_link(&keys, &ac(), &re(1), &p, at(900), 30), Ok(()));
         assert_eq!(
-            verify_link(&keys, &ac(), &re(1), &p, at(1_030), 30),
+            verify_link(
+                &keys,
+                &ac(),
+                &re(1),
+                &p,
+                LinkClock {
+                    skew: 30,
+                    ..at(900)
+                }
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify_link(
+                &keys,
+                &ac(),
+                &re(1),
+                &p,
+                LinkClock {
+                    skew: 30,
+                    ..at(1_030)
+                }
+            ),
             Ok(()),
             "skew"
         );
         assert_eq!(
-            verify_link(&keys, &ac(), &re(1), &p, at(1_031), 30),
+            verify_link(
+                &keys,
+                &ac(),
+                &re(1),
+                &p,
+                LinkClock {
+                    skew: 30,
+                    ..at(1_031)
+                }
+            ),
             Err(LinkError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_link_may_not_outlive_the_configured_lifetime() {
+        let keys = [key("k1")];
+        for exp in [3_601, i64::MAX, i64::MAX - 1] {
+            let p = sign_link(&keys[0], &ac(), &re(1), exp);
+            assert_eq!(
+                verify_link(&keys, &ac(), &re(1), &p, at(0)),
+                Err(LinkError::TooLong),
+                "exp {exp}"
+            );
+        }
+        let p = sign_link(&keys[0], &ac(), &re(1), 3_600);
+        assert_eq!(verify_link(&keys, &ac(), &re(1), &p, at(0)), Ok(()));
+        let p = sign_link(&keys[0], &ac(), &re(1), 3_630);
+        assert_eq!(
+            verify_link(&keys, &ac(), &re(1), &p, LinkClock { skew: 30, ..at(0) }),
+            Ok(()),
+            "a signer's clock a little ahead"
         );
     }
 
@@ -261,16 +342,16 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(
-            verify_link(&keys, &ac(), &re(1), &later, at(0), 0),
+            verify_link(&keys, &ac(), &re(1), &later, at(0)),
             Err(LinkError::BadSignature)
         );
         assert_eq!(
-            verify_link(&keys, &ac(), &re(2), &p, at(0), 0),
+            verify_link(&keys, &ac(), &re(2), &p, at(0)),
             Err(LinkError::BadSignature)
         );
         let other: AccountSid = "AC00000000000000000000000000000000".parse().unwrap();
         assert_eq!(
-            verify_link(&keys, &other, &re(1), &p, at(0), 0),
+            verify_link(&keys, &other, &re(1), &p, at(0)),
             Err(LinkError::BadSignature)
         );
         let unknown = LinkParams {
@@ -278,7 +359,7 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(
-            verify_link(&keys, &ac(), &re(1), &unknown, at(0), 0),
+            verify_link(&keys, &ac(), &re(1), &unknown, at(0)),
             Err(LinkError::UnknownKey)
         );
         let garbage = LinkParams {
@@ -286,7 +367,7 @@ mod tests {
             ..p
         };
         assert_eq!(
-            verify_link(&keys, &ac(), &re(1), &garbage, at(0), 0),
+            verify_link(&keys, &ac(), &re(1), &garbage, at(0)),
             Err(LinkError::BadSignature)
         );
     }
@@ -296,7 +377,7 @@ mod tests {
         let old = key("old");
         let p = sign_link(&old, &ac(), &re(1), 1_000);
         assert_eq!(
-            verify_link(&[key("new"), old], &ac(), &re(1), &p, at(0), 0),
+            verify_link(&[key("new"), old], &ac(), &re(1), &p, at(0)),
             Ok(())
         );
     }

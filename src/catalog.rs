@@ -222,19 +222,25 @@ const COLUMNS: &str = "sid, account_sid, call_sid, start_time, duration, channel
 /// (`date_updated` included), so a repeated import or webhook changes
 /// nothing. `IS DISTINCT FROM` is null-safe inequality in both dialects
 /// (SQLite's own spelling is `IS NOT`).
+///
+/// SECURITY: a recording's account never changes once it is known. The
+/// clause neither sets `account_sid` nor touches a row of another account,
+/// so no write path (API, import, callbacks, another replica racing this
+/// one) can move a recording between accounts; [`Catalog::upsert_many`]
+/// also reports such rows, but this guard is what holds under races.
 macro_rules! upsert_tail {
     () => {
         "
     ON CONFLICT (sid) DO UPDATE SET
-      account_sid = excluded.account_sid, call_sid = excluded.call_sid,
+      call_sid = excluded.call_sid,
       start_time = excluded.start_time, duration = excluded.duration,
       channels = excluded.channels, source = excluded.source,
       track = excluded.track, status = excluded.status,
       error_code = excluded.error_code, formats = excluded.formats,
       deleted_at = excluded.deleted_at, deleted_reason = excluded.deleted_reason,
       end_time = excluded.end_time, date_updated = excluded.date_updated
-    WHERE recordings.account_sid IS DISTINCT FROM excluded.account_sid
-       OR recordings.call_sid IS DISTINCT FROM excluded.call_sid
+    WHERE recordings.account_sid = excluded.account_sid AND (
+          recordings.call_sid IS DISTINCT FROM excluded.call_sid
        OR recordings.start_time IS DISTINCT FROM excluded.start_time
        OR recordings.duration IS DISTINCT FROM excluded.duration
        OR recordings.channels IS DISTINCT FROM excluded.channels
@@ -244,7 +250,7 @@ macro_rules! upsert_tail {
        OR recordings.error_code IS DISTINCT FROM excluded.error_code
        OR recordings.formats IS DISTINCT FROM excluded.formats
        OR recordings.deleted_at IS DISTINCT FROM excluded.deleted_at
-       OR recordings.deleted_reason IS DISTINCT FROM excluded.deleted_reason"
+       OR recordings.deleted_reason IS DISTINCT FROM excluded.deleted_reason)"
     };
 }
 
@@ -282,39 +288,54 @@ impl Catalog {
         row.map(Recording::try_from).transpose()
     }
 
-    /// Inserts or replaces a recording.
-    pub async fn upsert(&self, r: &Recording) -> Result<(), CatalogError> {
-        self.upsert_many(std::slice::from_ref(r)).await.map(|_| ())
+    /// Inserts or replaces a recording of its own account (see
+    /// [`upsert_many`](Self::upsert_many)).
+    pub async fn upsert(&self, r: &Recording) -> Result<Upserted, CatalogError> {
+        self.upsert_many(std::slice::from_ref(r)).await
     }
 
     /// Inserts or replaces many recordings in one transaction, several
     /// hundred rows per statement (a statement is a round trip to SQLite's
-    /// worker thread or to PostgreSQL); returns how many rows were new or
-    /// changed. Rows apply in order: a later row for the same sid wins.
-    pub async fn upsert_many(&self, recs: &[Recording]) -> Result<usize, CatalogError> {
+    /// worker thread or to PostgreSQL). Rows apply in order: a later row
+    /// for the same sid wins. A row whose sid the catalog (or an earlier
+    /// row of the batch) already gives to another account changes nothing
+    /// and is reported in [`Upserted::foreign`].
+    pub async fn upsert_many(&self, recs: &[Recording]) -> Result<Upserted, CatalogError> {
         if recs.is_empty() {
-            return Ok(0);
+            return Ok(Upserted::default());
         }
         let now = db_time(Timestamp::now());
-        let chunks = statements(recs);
-        let changed = with_pool!(self, |pool| {
+        let (changed, foreign) = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            let mut owners = std::collections::HashMap::new();
+            for chunk in recs.chunks(500) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT sid, account_sid FROM recordings WHERE sid IN ",
+                );
+                q.push_tuples(chunk, |mut b, r| {
+                    b.push_bind(r.sid.to_string());
+                });
+                let rows: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                owners.extend(rows);
+            }
+            let (own, foreign) = split_foreign(recs, owners);
             let mut changed = 0;
-            for chunk in &chunks {
+            // A batch of foreign rows only has nothing left to write.
+            for chunk in statements(&own).into_iter().filter(|c| !c.is_empty()) {
                 let mut q = sqlx::QueryBuilder::new(UPSERT_HEAD);
                 push_rows(&mut q, chunk, &now);
                 q.push(UPSERT_TAIL);
                 changed += q.build().execute(&mut *tx).await?.rows_affected() as usize;
             }
             tx.commit().await?;
-            changed
+            (changed, foreign)
         });
         if changed > 0 {
             let mut sids: Vec<RecordingSid> = recs.iter().map(|r| r.sid.clone()).collect();
             sids.dedup();
             self.announce(Change::Recordings(sids)).await;
         }
-        Ok(changed)
+        Ok(Upserted { changed, foreign })
     }
 
     /// The PostgreSQL pool, for listening to other replicas' changes.
@@ -409,6 +430,37 @@ impl Catalog {
         });
         Ok(())
     }
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upserted {
+    /// Rows that were new or changed.
+    pub changed: usize,
+    /// Sids refused because they belong to another account, in order.
+    pub foreign: Vec<RecordingSid>,
+}
+
+/// Keeps the rows whose sid is new or already of the row's account;
+/// `owners` maps the batch's known sids to their accounts. A new sid is
+/// owned by the first row that names it, so a later row of the batch with
+/// another account is foreign too.
+fn split_foreign(
+    recs: &[Recording],
+    mut owners: std::collections::HashMap<String, String>,
+) -> (Vec<Recording>, Vec<RecordingSid>) {
+    let (mut own, mut foreign) = (Vec::with_capacity(recs.len()), Vec::new());
+    for r in recs {
+        let owner = owners
+            .entry(r.sid.to_string())
+            .or_insert_with(|| r.account_sid.to_string());
+        if *owner == r.account_sid.as_str() {
+            own.push(r.clone());
+        } else {
+            foreign.push(r.sid.clone());
+        }
+    }
+    (own, foreign)
 }
 
 /// Splits rows into statements of at most 500 rows (15 values a row:

@@ -376,6 +376,15 @@ pub struct ServeArgs {
     #[arg(long, env = "PLAYBACK_GATEWAY_LINK_SKEW", value_name = "DURATION")]
     pub link_skew: Option<String>,
 
+    /// The longest a signed link may live; longer ones are refused, however
+    /// they were signed [default: 7d].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_LINK_MAX_LIFETIME",
+        value_name = "DURATION"
+    )]
+    pub link_max_lifetime: Option<String>,
+
     /// CRM origins (comma-separated) allowed to call the gateway from a
     /// browser (CORS) and to frame the player.
     #[arg(long, env = "PLAYBACK_GATEWAY_CORS_ORIGINS", value_name = "ORIGINS")]

@@ -92,8 +92,14 @@ pub async fn sign(args: &SignArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--recording: {e}"))?;
     let format = crate::keys::Format::from_ext(&args.format)
         .ok_or_else(|| anyhow::anyhow!("--format: mp3 or wav"))?;
-    if args.ttl == 0 {
-        anyhow::bail!("--ttl: at least one second");
+    // The gateway refuses a link that outlives its limit; say so here
+    // rather than print one that never opens.
+    let max = match file.link_max_lifetime.as_deref() {
+        Some(s) => crate::config::parse_duration("link_max_lifetime", s)?,
+        None => crate::access::DEFAULT_LINK_MAX_LIFETIME,
+    };
+    if args.ttl == 0 || u64::from(args.ttl) > max.as_secs() {
+        anyhow::bail!("--ttl: 1 to {} seconds (link_max_lifetime)", max.as_secs());
     }
     let exp = jiff::Timestamp::now().as_second() + i64::from(args.ttl);
     let link = crate::access::sign_link(key, &a, &r, exp);

@@ -120,6 +120,8 @@ pub struct AccessConfig {
     pub link_keys: Vec<crate::access::LinkKey>,
     /// Clock difference allowed when checking a link's expiry.
     pub link_skew: Duration,
+    /// The longest a signed link may live, checked on every link.
+    pub link_max_lifetime: Duration,
     /// CRM origins allowed to call the gateway and to frame the player.
     pub cors_origins: Vec<String>,
     /// Requests per second per credential (burst: twice that).
@@ -134,6 +136,7 @@ impl Default for AccessConfig {
             open: false,
             link_keys: Vec::new(),
             link_skew: Duration::from_secs(30),
+            link_max_lifetime: crate::access::DEFAULT_LINK_MAX_LIFETIME,
             cors_origins: Vec::new(),
             rate_limit: 200,
             auth_failures_per_minute: 20,
@@ -173,6 +176,7 @@ pub struct FileConfig {
     pub open: Option<bool>,
     pub link_keys: Option<Secret>,
     pub link_skew: Option<String>,
+    pub link_max_lifetime: Option<String>,
     pub cors_origins: Option<Vec<String>>,
     pub rate_limit: Option<u32>,
     pub auth_failures_per_minute: Option<u32>,

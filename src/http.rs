@@ -12,6 +12,7 @@ pub mod auth;
 mod body;
 mod crm;
 pub mod error;
+pub mod guard;
 mod incidents;
 pub mod lookup;
 pub mod negotiate;
@@ -42,9 +43,14 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let state_origins = state.access.cors_origins.clone();
     let state_for_timeout = state.clone();
+    let state_for_guard = state.clone();
     routes()
         .into_iter()
         .fold(Router::new(), |r, (path, route)| r.route(path, route))
+        .route_layer(middleware::from_fn_with_state(
+            state_for_guard,
+            guard::guard,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -118,7 +124,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             axum::routing::delete(admin::forget_recording),
         ),
         (
-            "/webhooks/twilio/recording-status",
+            guard::SIGNED_BY_BODY,
             post(webhooks::recording_status)
                 .layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY)),
         ),

@@ -124,6 +124,10 @@ pub struct Summary {
     /// `(line number, why)`, first 100 kept.
     pub errors: Vec<(usize, String)>,
     pub error_count: usize,
+    /// Sids the catalog already gives to another account than the line
+    /// does (first 100 kept): refused, nothing of them changed.
+    pub foreign: Vec<crate::sid::RecordingSid>,
+    pub foreign_count: usize,
 }
 
 /// Rows per transaction: one fsync per batch, not per row.
@@ -316,7 +320,14 @@ pub async fn import_file(
                 summary.errors.push(e);
             }
         }
-        summary.changed += catalog.upsert_many(&batch.rows).await?;
+        let upserted = catalog.upsert_many(&batch.rows).await?;
+        summary.changed += upserted.changed;
+        summary.imported -= upserted.foreign.len();
+        summary.foreign_count += upserted.foreign.len();
+        let room = 100usize.saturating_sub(summary.foreign.len());
+        summary
+            .foreign
+            .extend(upserted.foreign.into_iter().take(room));
     }
     reader.await??;
     progress.finish_and_clear();

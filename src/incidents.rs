@@ -256,12 +256,13 @@ impl IncidentSpec {
                 .map_err(|_| err("communicated", format!("{d:?} is not a date YYYY-MM-DD")))?;
         }
         for link in &self.links {
-            let safe = link.href.starts_with('/') && !link.href.starts_with("//")
-                || link.href.starts_with("https://");
-            if !safe {
+            if !safe_href(&link.href) {
                 return Err(err(
                     "links",
-                    format!("{:?} must be a path or an https URL", link.href),
+                    format!(
+                        "{:?} must be a path on this site or an http(s) URL",
+                        link.href
+                    ),
                 ));
             }
         }
@@ -300,16 +301,29 @@ impl Incident {
     }
 
     /// Whether (and how) the incident covers a recording. `rec` is `None`
-    /// when only the sid is known.
-    pub fn covers(&self, sid: &RecordingSid, rec: Option<&Recording>) -> Option<Coverage> {
+    /// when only the sid is known; `viewer` is the account asking (`None`
+    /// for the admin and open mode).
+    ///
+    /// SECURITY: the account scope is checked before the sid list, against
+    /// the recording's account or else the viewer's, so a sid listed by an
+    /// incident scoped to another account is not covered for this one.
+    pub fn covers(
+        &self,
+        sid: &RecordingSid,
+        rec: Option<&Recording>,
+        viewer: Option<&AccountSid>,
+    ) -> Option<Coverage> {
+        let account = rec.map(|r| &r.account_sid).or(viewer);
+        if let Some(a) = account
+            && !self.spec.accounts.is_empty()
+            && !self.spec.accounts.contains(a)
+        {
+            return None;
+        }
         if self.spec.recordings.contains(sid) {
             return Some(Coverage::Listed);
         }
-        let rec = rec?;
-        if !self.spec.accounts.is_empty() && !self.spec.accounts.contains(&rec.account_sid) {
-            return None;
-        }
-        let t = self.match_time(rec)?;
+        let t = self.match_time(rec?)?;
         (self.start <= t && t <= self.end).then_some(Coverage::InWindow)
     }
 
@@ -333,6 +347,42 @@ impl Incident {
     pub fn href(&self) -> String {
         format!("/incidents/{}", self.spec.id)
     }
+}
+
+/// Whether an incident link may be rendered as an `href`: an absolute
+/// `http(s)` URL, or a path on this site.
+///
+/// SECURITY: browsers read `\` as `/` and drop tabs and newlines inside
+/// URLs, so `/\evil.example` and `/\t/evil.example` are links to another
+/// host. Such characters are refused outright, and what is left is read
+/// by a URL parser, which must agree: an absolute URL keeps its scheme, a
+/// path keeps this site's host.
+fn safe_href(href: &str) -> bool {
+    if href
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return false;
+    }
+    let mut chars = href.chars();
+    if chars.next() == Some('/') {
+        if chars.next() == Some('/') {
+            return false;
+        }
+        let base = url::Url::parse("https://this.site/").expect("a valid base");
+        return base
+            .join(href)
+            .is_ok_and(|u| u.host_str() == Some("this.site") && u.scheme() == "https");
+    }
+    // Spelled out: `http:/x` parses as `http://x/`, but says something else.
+    let spelled = ["http://", "https://"].iter().any(|p| {
+        href.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    });
+    spelled
+        && url::Url::parse(href).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        })
 }
 
 /// `2017-05-09 10:48–11:31 PDT`, or both dates when the window spans days.

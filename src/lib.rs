@@ -133,8 +133,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.imported - summary.changed,
                 summary.error_count
             );
-            if summary.error_count > 0 {
-                anyhow::bail!("{} lines could not be imported", summary.error_count);
+            for sid in &summary.foreign {
+                eprintln!(
+                    "{}: {sid} belongs to another account in the catalog; not changed",
+                    args.file.display()
+                );
+            }
+            if summary.error_count > 0 || summary.foreign_count > 0 {
+                anyhow::bail!(
+                    "{} lines could not be imported, {} recordings belong to another account",
+                    summary.error_count,
+                    summary.foreign_count
+                );
             }
             Ok(())
         }

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 
 use crate::catalog::{Recording, RecordingStatus};
 use crate::incidents::{Coverage, Incident, IncidentStatus};
-use crate::sid::RecordingSid;
+use crate::sid::{AccountSid, RecordingSid};
 
 /// What storage said about the recording's audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,7 @@ impl Verdict {
 pub fn decide(
     sid: &RecordingSid,
     rec: Option<&Recording>,
+    viewer: Option<&AccountSid>,
     storage: StorageAnswer,
     incidents: &[Arc<Incident>],
 ) -> Verdict {
@@ -111,7 +112,7 @@ pub fn decide(
         StorageAnswer::Unavailable => return Verdict::StorageUnavailable,
         StorageAnswer::NotFound => {}
     }
-    if let Some(incident) = explaining_incident(sid, rec, incidents) {
+    if let Some(incident) = explaining_incident(sid, rec, viewer, incidents) {
         return match incident.spec.status {
             IncidentStatus::Resolved => Verdict::Lost(incident.clone()),
             IncidentStatus::Investigating | IncidentStatus::Recovering => {
@@ -139,12 +140,16 @@ pub fn decide(
 fn explaining_incident<'a>(
     sid: &RecordingSid,
     rec: Option<&Recording>,
+    viewer: Option<&AccountSid>,
     incidents: &'a [Arc<Incident>],
 ) -> Option<&'a Arc<Incident>> {
     incidents
         .iter()
         .filter(|i| i.spec.outcome.explains_missing() || i.spec.status != IncidentStatus::Resolved)
-        .filter_map(|i| i.covers(sid, rec).map(|c| (c == Coverage::Listed, i)))
+        .filter_map(|i| {
+            i.covers(sid, rec, viewer)
+                .map(|c| (c == Coverage::Listed, i))
+        })
         .max_by(|(la, a), (lb, b)| {
             la.cmp(lb)
                 .then(a.start.cmp(&b.start))

@@ -7,11 +7,25 @@
   var root = document.getElementById("player-root");
   var sid = root.dataset.sid;
 
+  // Events go only to the origins allowed to frame the player (the
+  // gateway's own and the configured CRMs, as in CSP frame-ancestors),
+  // never to any origin: a page that frames it some other way learns nothing.
+  var allowed = (root.dataset.embedders || "").split(" ").filter(Boolean);
+  allowed.push(window.location.origin);
+  function parentOrigin() {
+    var a = window.location.ancestorOrigins;
+    if (a && a.length) return a[0];
+    try { return new URL(document.referrer).origin; } catch (e) { return null; }
+  }
+  var known = parentOrigin();
+  var targets = known === null ? allowed : allowed.filter(function (o) { return o === known; });
+
   function tell(type, extra) {
     if (window.parent === window) return;
     var msg = { source: "playback-gateway", type: type, recording_sid: sid };
     for (var k in extra || {}) msg[k] = extra[k];
-    window.parent.postMessage(msg, "*");
+    // The browser delivers a message only if the parent is that origin.
+    targets.forEach(function (o) { window.parent.postMessage(msg, o); });
   }
 
   if (root.dataset.verdict !== "available") {

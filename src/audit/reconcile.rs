@@ -206,29 +206,34 @@ fn judge(
                     .map(|f| f.ext())
                     .collect::<Vec<_>>()
                     .join(" and ");
-                let mut f =
-                    match decide(&rec.sid, Some(rec), StorageAnswer::NotFound, ctx.incidents) {
-                        Verdict::Lost(i) | Verdict::Recovering(i) => {
-                            let mut f = finding(
-                                Kind::MissingExplained,
-                                missing,
-                                format!(
-                                    "The {names} audio is missing; incident {} explains it.",
-                                    i.id()
-                                ),
-                            );
-                            f.incident = Some(i.id().to_owned());
-                            f
-                        }
-                        _ => finding(
-                            Kind::MissingUnexplained,
+                let mut f = match decide(
+                    &rec.sid,
+                    Some(rec),
+                    None,
+                    StorageAnswer::NotFound,
+                    ctx.incidents,
+                ) {
+                    Verdict::Lost(i) | Verdict::Recovering(i) => {
+                        let mut f = finding(
+                            Kind::MissingExplained,
                             missing,
                             format!(
-                                "The catalog says completed, but the {names} audio is not in \
-                             storage and no incident explains it."
+                                "The {names} audio is missing; incident {} explains it.",
+                                i.id()
                             ),
+                        );
+                        f.incident = Some(i.id().to_owned());
+                        f
+                    }
+                    _ => finding(
+                        Kind::MissingUnexplained,
+                        missing,
+                        format!(
+                            "The catalog says completed, but the {names} audio is not in \
+                             storage and no incident explains it."
                         ),
-                    };
+                    ),
+                };
                 f.end_time = rec.end_time();
                 out.push(f);
             }

@@ -56,6 +56,7 @@ macro_rules! both_databases {
 both_databases!(
     a_recording_comes_back_as_stored,
     a_repeated_upsert_changes_nothing,
+    a_recordings_account_never_changes,
     big_batches_and_repeated_sids_apply_in_order,
     lists_are_in_time_then_byte_order,
     window_bounds_are_inclusive_and_accounts_half_open,
@@ -125,17 +126,56 @@ async fn a_repeated_upsert_changes_nothing(db: Db) {
     let recs: Vec<Recording> = (1..=3)
         .map(|n| recording(n, "2017-05-09T17:49:00Z", 60))
         .collect();
-    assert_eq!(catalog.upsert_many(&recs).await.unwrap(), 3);
-    assert_eq!(catalog.upsert_many(&recs).await.unwrap(), 0, "unchanged");
+    assert_eq!(catalog.upsert_many(&recs).await.unwrap().changed, 3);
+    assert_eq!(
+        catalog.upsert_many(&recs).await.unwrap().changed,
+        0,
+        "unchanged"
+    );
     let mut changed = recs.clone();
     changed[1].status = RecordingStatus::Absent;
     changed[2].track = None;
-    assert_eq!(catalog.upsert_many(&changed).await.unwrap(), 2);
+    assert_eq!(catalog.upsert_many(&changed).await.unwrap().changed, 2);
     assert_eq!(
         catalog.get(&recs[2].sid).await.unwrap().unwrap().track,
         None
     );
-    assert_eq!(catalog.upsert_many(&[]).await.unwrap(), 0);
+    assert_eq!(catalog.upsert_many(&[]).await.unwrap().changed, 0);
+}
+
+async fn a_recordings_account_never_changes(db: Db) {
+    let (catalog, _dir) = open(db).await;
+    let mine = recording(1, "2017-05-09T17:49:00Z", 60);
+    catalog.upsert(&mine).await.unwrap();
+    // Another account writes the same sid: deleted, and its own.
+    let theirs = Recording {
+        account_sid: sid("AC", 2),
+        status: RecordingStatus::Deleted,
+        deleted_reason: Some("taken".into()),
+        ..mine.clone()
+    };
+    let up = catalog.upsert(&theirs).await.unwrap();
+    assert_eq!(up.changed, 0);
+    assert_eq!(up.foreign, vec![mine.sid.clone()]);
+    assert_eq!(catalog.get(&mine.sid).await.unwrap(), Some(mine.clone()));
+    // In a batch beside good rows; and a new sid claimed twice in one batch
+    // stays with the first row's account.
+    let fresh = recording(2, "2017-05-09T17:49:00Z", 60);
+    let claim = Recording {
+        account_sid: sid("AC", 2),
+        ..fresh.clone()
+    };
+    let up = catalog
+        .upsert_many(&[theirs.clone(), fresh.clone(), claim])
+        .await
+        .unwrap();
+    assert_eq!(up.changed, 1);
+    assert_eq!(up.foreign, vec![mine.sid.clone(), fresh.sid.clone()]);
+    assert_eq!(catalog.get(&fresh.sid).await.unwrap(), Some(fresh));
+    assert_eq!(catalog.get(&mine.sid).await.unwrap(), Some(mine));
+    // Only foreign rows: nothing to write, no error.
+    let up = catalog.upsert_many(&[theirs]).await.unwrap();
+    assert_eq!((up.changed, up.foreign.len()), (0, 1));
 }
 
 async fn big_batches_and_repeated_sids_apply_in_order(db: Db) {
@@ -149,10 +189,10 @@ async fn big_batches_and_repeated_sids_apply_in_order(db: Db) {
     later.duration = Some(62);
     recs.insert(600, later.clone());
     // 1,200 new rows, then sid 7 changed twice (62 s, then 61 s).
-    assert_eq!(catalog.upsert_many(&recs).await.unwrap(), 1_202);
+    assert_eq!(catalog.upsert_many(&recs).await.unwrap().changed, 1_202);
     let got = catalog.get(&later.sid).await.unwrap().unwrap();
     assert_eq!(got.duration, Some(61), "the last row wins");
-    assert_eq!(catalog.upsert_many(&recs[..5]).await.unwrap(), 0);
+    assert_eq!(catalog.upsert_many(&recs[..5]).await.unwrap().changed, 0);
 }
 
 async fn lists_are_in_time_then_byte_order(db: Db) {

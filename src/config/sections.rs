@@ -77,6 +77,16 @@ pub(super) fn access_config(
             ));
         }
     }
+    let what = "--link-max-lifetime (PLAYBACK_GATEWAY_LINK_MAX_LIFETIME, link_max_lifetime)";
+    let link_max_lifetime = duration(
+        what,
+        args.link_max_lifetime.as_deref(),
+        file.link_max_lifetime.as_deref(),
+        defaults.link_max_lifetime,
+    )?;
+    if link_max_lifetime < Duration::from_secs(1) {
+        return Err(bad(what, "at least 1s, or no link would open"));
+    }
     Ok(AccessConfig {
         open: args.open || file.open.unwrap_or(false),
         link_keys,
@@ -86,6 +96,7 @@ pub(super) fn access_config(
             file.link_skew.as_deref(),
             defaults.link_skew,
         )?,
+        link_max_lifetime,
         cors_origins,
         rate_limit: args
             .rate_limit

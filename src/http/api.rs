@@ -79,14 +79,33 @@ pub async fn recordings(
                     .push(json!({ "index": index, "sid": sid, "result": "error", "error": why }));
             }
             Ok(rec) => {
-                let changed = state
+                let upserted = state
                     .catalog
-                    .upsert_many(std::slice::from_ref(&rec))
+                    .upsert(&rec)
                     .await
                     .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+                if !upserted.foreign.is_empty() {
+                    // SECURITY: another account's sid is refused, and
+                    // nothing of it changes. Only an admin is told whose
+                    // it is not; a key learns that this sid is taken,
+                    // which knowing the sid already implies.
+                    errors += 1;
+                    metrics::counter!("playback_foreign_writes_total", "path" => "api")
+                        .increment(1);
+                    tracing::warn!(recording_sid = %rec.sid, account = %rec.account_sid, "write to another account's recording refused");
+                    results.push(json!({
+                        "index": index, "sid": rec.sid, "result": "error",
+                        "error": "this recording sid is already in use and cannot be written by this key",
+                    }));
+                    continue;
+                }
                 state.forget(&rec).await;
                 stored += 1;
-                let result = if changed > 0 { "stored" } else { "unchanged" };
+                let result = if upserted.changed > 0 {
+                    "stored"
+                } else {
+                    "unchanged"
+                };
                 results.push(json!({ "index": index, "sid": rec.sid, "result": result }));
             }
         }
@@ -106,9 +125,6 @@ pub struct LinkRequest {
     format: Option<crate::keys::Format>,
 }
 
-/// Longest a minted link may live.
-pub const MAX_TTL: u32 = 7 * 24 * 3600;
-
 /// `POST /api/playback-links`: mints a signed link to one recording, for
 /// an agent's browser. The admin, or an account key for its own recordings.
 pub async fn playback_links(
@@ -122,10 +138,9 @@ pub async fn playback_links(
     };
     let Json(req) = body.map_err(|e| ApiError::bad_json(&e))?;
     let ttl = req.ttl.unwrap_or(3600);
-    if ttl == 0 || ttl > MAX_TTL {
-        return Err(ApiError::BadRequest(format!(
-            "ttl is 1 to {MAX_TTL} seconds"
-        )));
+    let max = state.access.link_max_lifetime.as_secs();
+    if ttl == 0 || u64::from(ttl) > max {
+        return Err(ApiError::BadRequest(format!("ttl is 1 to {max} seconds")));
     }
     let key = state.access.link_keys.first().ok_or_else(|| {
         ApiError::Conflict("no link keys are configured: start the gateway with --link-keys".into())

@@ -5,9 +5,10 @@
 //! SECURITY: a credential that is presented is always checked, in open
 //! mode too: a wrong key or a tampered link is refused, never ignored.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
@@ -22,16 +23,50 @@ use crate::app::AppState;
 use crate::sid::{AccountSid, RecordingSid};
 
 /// Rate limits, shared by every request.
+///
+/// SECURITY: the maps are keyed by what a client controls, so they are
+/// pruned (a key whose bucket is full again is dropped, at most once a
+/// [`PRUNE_EVERY`]) and the failure map is bounded ([`MAX_FAILING`]):
+/// past the bound a client that fails to authenticate gets 429 at once,
+/// which costs nothing to one that authenticates. IPv6 clients are keyed
+/// by their /64, which one host usually has to itself.
 pub struct Limits {
     per_credential: DefaultKeyedRateLimiter<String>,
     failures: DefaultKeyedRateLimiter<IpAddr>,
     retry_after: Duration,
+    /// When the maps were last pruned, in milliseconds since `born`.
+    pruned: AtomicU64,
+    born: Instant,
+    prune_every: Duration,
+}
+
+/// How often the rate limiters drop keys that are back to a full bucket.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Most client addresses (or /64s) with recent failures held at once:
+/// about 4.5 MB at 45 bytes each.
+pub const MAX_FAILING: usize = 100_000;
+
+/// The key a client address is limited under: an IPv4 address, an IPv6
+/// address's /64 (an IPv4 address mapped into IPv6 is that IPv4 address).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
+        },
+    }
 }
 
 impl Limits {
     /// `per_second` requests per credential (burst twice that), and
     /// `failures_per_minute` failed authentications per client address.
     pub fn new(per_second: u32, failures_per_minute: u32) -> Self {
+        Self::pruned_every(per_second, failures_per_minute, PRUNE_EVERY)
+    }
+
+    /// As [`new`](Self::new), pruning every `prune_every`.
+    pub fn pruned_every(per_second: u32, failures_per_minute: u32, prune_every: Duration) -> Self {
         let nz = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
             per_credential: RateLimiter::keyed(
@@ -45,7 +80,56 @@ impl Limits {
             } else {
                 60 / failures_per_minute.max(1) as u64
             }),
+            pruned: AtomicU64::new(0),
+            born: Instant::now(),
+            prune_every,
         }
+    }
+
+    /// Drops the keys whose buckets are full again, if the last pruning
+    /// is older than `prune_every`; one caller does it, the others go on.
+    fn prune(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.pruned.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < self.prune_every.as_millis() as u64
+            || self
+                .pruned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.failures.retain_recent();
+        self.failures.shrink_to_fit();
+        self.per_credential.retain_recent();
+        self.per_credential.shrink_to_fit();
+    }
+
+    /// Counts one failed authentication from `ip`; `false` once the
+    /// address (or its /64) is past its limit.
+    pub fn allow_failure(&self, ip: IpAddr) -> bool {
+        self.prune();
+        let key = client_key(ip);
+        if self.failures.len() >= MAX_FAILING {
+            return false;
+        }
+        self.failures.check_key(&key).is_ok()
+    }
+
+    /// Counts one request of a credential; `false` past its limit.
+    fn allow_request(&self, label: &String) -> bool {
+        self.prune();
+        self.per_credential.check_key(label).is_ok()
+    }
+
+    /// Keys held, failures and credentials (for tests and metrics).
+    pub fn held(&self) -> (usize, usize) {
+        (self.failures.len(), self.per_credential.len())
+    }
+
+    /// How long a client past its failure limit should wait.
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
     }
 }
 
@@ -98,14 +182,19 @@ fn link_params(query: Option<&str>) -> Result<Option<LinkParams>, LinkError> {
 impl Caller {
     /// A refusal, counted against the client address: past the limit,
     /// 429 instead.
-    fn refuse(state: &AppState, address: Option<IpAddr>, err: ApiError) -> ApiError {
+    pub(super) fn refuse(state: &AppState, address: Option<IpAddr>, err: ApiError) -> ApiError {
         if let Some(ip) = address
-            && state.limits.failures.check_key(&ip).is_err()
+            && !state.limits.allow_failure(ip)
         {
             tracing::warn!(%ip, "too many failed authentications");
             return ApiError::TooManyRequests(state.limits.retry_after);
         }
         err
+    }
+
+    /// [`Caller::refuse`] for this caller's address.
+    pub(super) fn refused(&self, state: &AppState, err: ApiError) -> ApiError {
+        Self::refuse(state, self.address, err)
     }
 
     /// Checks a signed link for `recording` of `account`, and confines the
@@ -126,8 +215,11 @@ impl Caller {
                 account,
                 recording,
                 link,
-                jiff::Timestamp::now(),
-                state.access.link_skew.as_secs() as i64,
+                access::LinkClock {
+                    now: jiff::Timestamp::now(),
+                    skew: secs(state.access.link_skew),
+                    max_lifetime: secs(state.access.link_max_lifetime),
+                },
             )
             .map_err(refuse)?;
             let p = Principal::Link {
@@ -166,6 +258,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Already checked by the write guard: once per request.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let address = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -183,7 +279,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         if let Some(p) = &principal
             && !matches!(p, Principal::Open)
-            && state.limits.per_credential.check_key(&p.label()).is_err()
+            && !state.limits.allow_request(&p.label())
         {
             return Err(ApiError::TooManyRequests(Duration::from_secs(1)));
         }
@@ -198,6 +294,10 @@ impl FromRequestParts<AppState> for Caller {
             who,
         })
     }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// For the request's log line: who, never with what.
@@ -242,4 +342,55 @@ async fn authenticate(state: &AppState, value: &str) -> Result<Principal, ApiErr
         key_id: key.id.clone(),
         read_only: key.read_only,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            client_key(ip("2001:db8:1:2::1")),
+            client_key(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            client_key(ip("2001:db8:1:2::1")),
+            client_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn one_64_shares_one_failure_budget() {
+        let limits = Limits::new(10, 3);
+        for n in 0..3u16 {
+            let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, n, 0, 0, 1));
+            assert!(limits.allow_failure(ip), "failure {n}");
+        }
+        let next = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 9, 9, 9, 9));
+        assert!(!limits.allow_failure(next), "the /64 is spent");
+        let other = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+        assert!(limits.allow_failure(other), "another /64 is not");
+        assert_eq!(limits.held().0, 2);
+    }
+
+    #[test]
+    fn addresses_whose_buckets_refilled_are_forgotten() {
+        // 60,000 a minute: a bucket refills within a few milliseconds.
+        let limits = Limits::pruned_every(1_000, 60_000, Duration::from_millis(20));
+        for n in 0..1_000u32 {
+            assert!(limits.allow_failure(IpAddr::V4(std::net::Ipv4Addr::from(n))));
+        }
+        assert!(limits.held().0 >= 999, "held: {:?}", limits.held());
+        std::thread::sleep(Duration::from_millis(200));
+        limits.allow_failure(IpAddr::V4(std::net::Ipv4Addr::from(5_000u32)));
+        assert!(limits.held().0 <= 1, "pruned: {:?}", limits.held());
+    }
 }

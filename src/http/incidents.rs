@@ -30,16 +30,23 @@ fn repr(headers: &HeaderMap) -> Repr {
 }
 
 /// `GET /incidents.json`.
-pub async fn list_json(State(state): State<AppState>) -> Response {
-    let all = state.registry.snapshot();
+pub async fn list_json(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+) -> Response {
+    let all = shown(&state, caller.ok().as_ref());
     json_response(&json!({
         "incidents": all.iter().map(|i| incident_json(i)).collect::<Vec<_>>()
     }))
 }
 
 /// `GET /incidents`.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let all = state.registry.snapshot();
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+) -> Response {
+    let all = shown(&state, caller.ok().as_ref());
     match repr(&headers) {
         Repr::Html => typed(
             axum::http::StatusCode::OK,
@@ -52,15 +59,43 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-/// The incident `id`, or `id.json` (ids may contain dots, so the whole
-/// id is tried first).
-fn find(state: &AppState, id: &str) -> Result<(Arc<Incident>, Option<Repr>), ApiError> {
-    if let Some(i) = state.registry.get(id) {
-        return Ok((i, None));
+/// Whether the caller may know of an incident at all: one scoped to some
+/// accounts concerns those accounts (and the admin) only; to anyone else
+/// it does not exist. The public list is public: a credential that fails
+/// there is read as no credential.
+fn shown_to(i: &Incident, caller: Option<&Caller>) -> bool {
+    match caller.and_then(|c| c.require().ok()) {
+        Some(Principal::Admin | Principal::Open) => true,
+        _ if i.spec.accounts.is_empty() => true,
+        Some(p) => p.account().is_some_and(|a| i.spec.accounts.contains(a)),
+        None => false,
     }
-    id.strip_suffix(".json")
-        .and_then(|id| state.registry.get(id))
-        .map(|i| (i, Some(Repr::Json)))
+}
+
+/// The incidents the caller may know of.
+fn shown(state: &AppState, caller: Option<&Caller>) -> Vec<Arc<Incident>> {
+    let mut all = state.registry.snapshot().to_vec();
+    all.retain(|i| shown_to(i, caller));
+    all
+}
+
+/// The incident `id`, or `id.json` (ids may contain dots, so the whole
+/// id is tried first), if the caller may know of it.
+fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Arc<Incident>, Option<Repr>), ApiError> {
+    let (i, forced) = match state.registry.get(id) {
+        Some(i) => (Some(i), None),
+        None => (
+            id.strip_suffix(".json")
+                .and_then(|id| state.registry.get(id)),
+            Some(Repr::Json),
+        ),
+    };
+    i.filter(|i| shown_to(i, Some(caller)))
+        .map(|i| (i, forced))
         .ok_or_else(|| ApiError::NotFound("no such incident".into()))
 }
 
@@ -82,7 +117,7 @@ async fn covered(
         .in_window(field, i.start, i.end)
         .await
         .map_err(catalog_err)?;
-    recs.retain(|r| i.covers(&r.sid, Some(r)).is_some());
+    recs.retain(|r| i.covers(&r.sid, Some(r), None).is_some());
     // SECURITY: an account sees only its own affected recordings.
     let visible = |r: &crate::catalog::Recording| {
         principal.account().is_none_or(|a| a == &r.account_sid)
@@ -93,6 +128,7 @@ async fn covered(
         if !recs.iter().any(|r| &r.sid == sid)
             && let Some(r) = state.catalog.get(sid).await.map_err(catalog_err)?
             && visible(&r)
+            && i.covers(sid, Some(&r), None).is_some()
         {
             recs.push(r);
         }
@@ -208,7 +244,7 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let query = impact_query(query)?;
-    let (i, forced) = find(&state, &id)?;
+    let (i, forced) = find(&state, &caller, &id)?;
     // The summary is public; which recordings it hit is not.
     let (affected, counts, account, tz) = match caller.require() {
         Ok(principal) => {
@@ -244,8 +280,11 @@ pub async fn show(
         Repr::Csv => csv_response(list_csv(&affected, &tz)?, &csv_name(&i, account.as_ref())),
         _ => {
             let mut body = incident_json(&i);
-            let spec = serde_json::to_value(&i.spec).unwrap_or_default();
-            body["definition"] = spec;
+            // SECURITY: the definition names the accounts it is scoped to
+            // and the sids it lists: the admin's, not a customer's.
+            if matches!(caller.require(), Ok(Principal::Admin | Principal::Open)) {
+                body["definition"] = serde_json::to_value(&i.spec).unwrap_or_default();
+            }
             body["counts"] = json!(counts);
             if let Some(a) = &account {
                 body["account_sid"] = json!(a);
@@ -276,7 +315,7 @@ pub async fn affected_csv(
 ) -> Result<Response, ApiError> {
     let query = impact_query(query)?;
     let principal = caller.require()?;
-    let (i, _) = find(&state, &id)?;
+    let (i, _) = find(&state, &caller, &id)?;
     let (account, tz) = impact_scope(&state, &i, &principal, query).await?;
     let (affected, _) = covered(&state, &i, &principal, account.as_ref()).await?;
     Ok(csv_response(

@@ -35,11 +35,14 @@ pub fn primary_format(rec: Option<&Recording>) -> Format {
     }
 }
 
-/// Resolves a recording as seen by `account` (when the path names one).
+/// Resolves a recording as seen by `account`: the caller's own account,
+/// or `None` for the admin and open mode.
 ///
-/// SECURITY: another account's recording is treated exactly like one that
-/// does not exist: its catalog entry is dropped and storage is asked under
-/// the requesting account's key, where it is not.
+/// SECURITY: another account's recording is answered exactly as one that
+/// does not exist, and storage is never read for it, whatever the key
+/// layout. A recording the catalog does not know is looked for in storage
+/// only where the layout itself names the account (so the key is the
+/// caller's own), or for a caller confined to no account.
 pub async fn resolve(
     state: &AppState,
     account: Option<&AccountSid>,
@@ -51,8 +54,35 @@ pub async fn resolve(
         .get(sid)
         .await
         .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
+    // Another account's entry is dropped here, before anything is read for
+    // it: from then on its sid is exactly an unknown one.
     let rec = rec.filter(|r| account.is_none_or(|a| &r.account_sid == a));
+    if rec.is_none() && account.is_some() && !state.layout.needs_account() {
+        // The key would not name the account, so whoever owns the object
+        // it points to is unknown: never read it.
+        let mut r = unknown(sid, format);
+        r.verdict = verdict::decide(
+            sid,
+            None,
+            account,
+            StorageAnswer::NotFound,
+            &state.registry.snapshot(),
+        );
+        return Ok(r);
+    }
     resolve_with(state, account, sid, rec, format).await
+}
+
+/// A recording with no catalog entry, no key and no storage answer.
+fn unknown(sid: &RecordingSid, format: Option<Format>) -> Resolved {
+    Resolved {
+        sid: sid.clone(),
+        format: format.unwrap_or_else(|| primary_format(None)),
+        rec: None,
+        key: None,
+        meta: None,
+        verdict: Verdict::Unknown,
+    }
 }
 
 /// Resolves recordings listed from the catalog (status lists, incident
@@ -105,7 +135,13 @@ async fn resolve_with(
         },
         _ => (StorageAnswer::NotFound, None),
     };
-    let verdict = verdict::decide(sid, rec.as_deref(), answer, &state.registry.snapshot());
+    let verdict = verdict::decide(
+        sid,
+        rec.as_deref(),
+        account,
+        answer,
+        &state.registry.snapshot(),
+    );
     if matches!(verdict, Verdict::Unexplained) {
         // Reported: an operator must learn of a loss nobody explained.
         metrics::counter!("playback_unexplained_total").increment(1);

@@ -427,6 +427,9 @@ struct PlayerPage<'a> {
     /// `exp=…&kid=…&sig=…` of the link the page was opened with, or empty.
     link: &'a str,
     open: bool,
+    /// The CRM origins allowed to frame the player, space-separated: the
+    /// only ones its events are posted to.
+    embedders: String,
 }
 
 /// The embeddable player, or the explanation in its place.
@@ -459,5 +462,6 @@ pub fn player_page(
         autoplay,
         link,
         open: state.access.open,
+        embedders: state.access.cors_origins.join(" "),
     })
 }

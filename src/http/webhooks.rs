@@ -2,12 +2,15 @@
 //! RecordingStatusCallback. Signed with the account's auth token; stored
 //! before the 2xx; idempotent; never moves a status backwards.
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::ingest::{Event, Merge, merge};
@@ -39,10 +42,15 @@ fn forbidden() -> ApiError {
 
 pub async fn recording_status(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     uri: Uri,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let address = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    // A refused signature counts against the client's address, as a
+    // refused credential does: past the limit, 429.
+    let forbidden = || Caller::refuse(&state, address, forbidden());
     let body = body.map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?;
     let form = headers
         .get(header::CONTENT_TYPE)
@@ -83,19 +91,29 @@ pub async fn recording_status(
     match merge(existing.as_ref(), &event) {
         Merge::Write(row) => {
             // Durable (a committed SQLite transaction) before the 2xx.
-            state
+            let upserted = state
                 .catalog
                 .upsert(&row)
                 .await
                 .map_err(|e| ApiError::from_catalog(&e, state.retry_after))?;
-            state.forget(&row).await;
-            tracing::info!(recording_sid = %row.sid, status = row.status.as_str(), "recording status stored");
+            if upserted.foreign.is_empty() {
+                state.forget(&row).await;
+                tracing::info!(recording_sid = %row.sid, status = row.status.as_str(), "recording status stored");
+            } else {
+                // Another account wrote the sid between our read and write.
+                foreign_callback(&row.sid, &account);
+            }
         }
         Merge::Unchanged => {}
-        Merge::WrongAccount => {
-            tracing::warn!(recording_sid = %event.recording_sid, %account, "webhook for another account's recording");
-            return Err(forbidden());
-        }
+        Merge::WrongAccount => foreign_callback(&event.recording_sid, &account),
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// SECURITY: a callback signed by one account for another's recording
+/// changes nothing and is answered as any stored callback is (204), so
+/// that the endpoint tells nobody which sids exist; operators see it.
+fn foreign_callback(sid: &crate::sid::RecordingSid, account: &AccountSid) {
+    metrics::counter!("playback_foreign_writes_total", "path" => "callback").increment(1);
+    tracing::warn!(recording_sid = %sid, %account, "callback for another account's recording; ignored");
 }

@@ -79,6 +79,36 @@ fn bad_definitions_name_the_field() {
 }
 
 #[test]
+fn only_links_to_this_site_or_to_http_urls_are_kept() {
+    for bad in [
+        "/\\evil.example/rca",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "\\\\evil.example",
+        "//evil.example",
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "evil.example/rca",
+        "https://",
+        "http:/evil.example",
+        " https://status.example",
+        "",
+    ] {
+        let err = with(|s| s.links[0].href = bad.into()).unwrap_err();
+        assert_eq!(err.field, "links", "{bad:?}: {err}");
+    }
+    for good in [
+        "/incidents/2017-05-09",
+        "/",
+        "/a\u{e9}?q=1#x",
+        "https://status.example/rca",
+        "http://intranet.example/rca",
+    ] {
+        assert!(with(|s| s.links[0].href = good.into()).is_ok(), "{good:?}");
+    }
+}
+
+#[test]
 fn garbage_toml_is_refused_with_the_file_name() {
     for text in ["", "id = 3", "nonsense", "id = \"x\"\nunknown_key = 1"] {
         let err = parse_toml("incidents/x.toml", text).unwrap_err();

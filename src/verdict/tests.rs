@@ -73,7 +73,7 @@ fn completed(n: u8, start: &str, secs: u32) -> Recording {
 }
 
 fn verdict(r: &Recording, storage: StorageAnswer, incidents: &[Arc<Incident>]) -> &'static str {
-    decide(&r.sid, Some(r), storage, incidents).name()
+    decide(&r.sid, Some(r), None, storage, incidents).name()
 }
 
 #[test]
@@ -91,6 +91,7 @@ fn missing_in_a_loss_window_is_lost_and_names_the_incident() {
     let v = decide(
         &r.sid,
         Some(&r),
+        None,
         StorageAnswer::NotFound,
         &reg(vec![may9()]),
     );
@@ -183,7 +184,7 @@ fn an_explicitly_listed_recording_is_lost_whatever_its_time() {
     let r = completed(9, "2020-01-01T00:00:00Z", 10);
     assert_eq!(verdict(&r, StorageAnswer::NotFound, &incidents), "lost");
     // Even when the catalog has never heard of it.
-    let v = decide(&sid(9), None, StorageAnswer::NotFound, &incidents);
+    let v = decide(&sid(9), None, None, StorageAnswer::NotFound, &incidents);
     assert_eq!(v.name(), "lost");
 }
 
@@ -219,6 +220,7 @@ fn overlapping_incidents_prefer_a_listing_then_the_latest() {
     let v = decide(
         &r.sid,
         Some(&r),
+        None,
         StorageAnswer::NotFound,
         &reg(vec![wide.clone(), narrow.clone()]),
     );
@@ -232,6 +234,7 @@ fn overlapping_incidents_prefer_a_listing_then_the_latest() {
     let v = decide(
         &r.sid,
         Some(&r),
+        None,
         StorageAnswer::NotFound,
         &reg(vec![wide, narrow, listing]),
     );
@@ -250,6 +253,41 @@ fn account_scope_limits_an_incident() {
 }
 
 #[test]
+fn a_listing_in_another_accounts_incident_is_not_seen_by_this_one() {
+    let other: AccountSid = "AC00000000000000000000000000000001".parse().unwrap();
+    let me: AccountSid = ACCOUNT.parse().unwrap();
+    let mut s = spec("theirs", "2001-01-01T00:00:00", "2001-01-01T00:01:00");
+    s.accounts = vec![other.clone()];
+    s.recordings = vec![sid(9)];
+    let incidents = reg(vec![s]);
+    // The scope is checked before the list, for the recording's account
+    // and, when the catalog has no entry, for the viewer's.
+    let mine = completed(9, "2020-01-01T00:00:00Z", 10);
+    assert_eq!(
+        verdict(&mine, StorageAnswer::NotFound, &incidents),
+        "unexplained"
+    );
+    let v = decide(
+        &sid(9),
+        None,
+        Some(&me),
+        StorageAnswer::NotFound,
+        &incidents,
+    );
+    assert_eq!(v.name(), "unknown", "as for any sid nobody listed");
+    let v = decide(
+        &sid(9),
+        None,
+        Some(&other),
+        StorageAnswer::NotFound,
+        &incidents,
+    );
+    assert_eq!(v.name(), "lost", "the scoped account still sees it");
+    let v = decide(&sid(9), None, None, StorageAnswer::NotFound, &incidents);
+    assert_eq!(v.name(), "lost", "and so does the admin");
+}
+
+#[test]
 fn storage_unavailable_is_never_a_loss() {
     let incidents = reg(vec![may9()]);
     let r = completed(1, "2017-05-09T17:50:00Z", 60);
@@ -257,7 +295,7 @@ fn storage_unavailable_is_never_a_loss() {
         verdict(&r, StorageAnswer::Unavailable, &incidents),
         "storage_unavailable"
     );
-    let v = decide(&sid(2), None, StorageAnswer::Unavailable, &incidents);
+    let v = decide(&sid(2), None, None, StorageAnswer::Unavailable, &incidents);
     assert_eq!(v.name(), "storage_unavailable", "not even 'unknown'");
 }
 
@@ -271,7 +309,7 @@ fn deleted_wins_even_over_a_lingering_object() {
         StorageAnswer::NotFound,
         StorageAnswer::Unavailable,
     ] {
-        let v = decide(&r.sid, Some(&r), answer, &[]);
+        let v = decide(&r.sid, Some(&r), None, answer, &[]);
         assert!(matches!(&v, Verdict::Deleted { reason: Some(x), .. } if x == "retention"));
     }
 }
@@ -280,7 +318,7 @@ fn deleted_wins_even_over_a_lingering_object() {
 fn absent_and_failed_recordings_had_no_audio() {
     let mut r = rec(1, "2017-05-09T15:00:00Z", 1, RecordingStatus::Absent);
     r.error_code = Some(16101);
-    let v = decide(&r.sid, Some(&r), StorageAnswer::NotFound, &[]);
+    let v = decide(&r.sid, Some(&r), None, StorageAnswer::NotFound, &[]);
     assert_eq!(
         v,
         Verdict::Absent {
@@ -319,11 +357,18 @@ fn a_completed_recording_missing_outside_incidents_is_unexplained() {
 #[test]
 fn nothing_known_is_unknown() {
     assert_eq!(
-        decide(&sid(1), None, StorageAnswer::NotFound, &reg(vec![may9()])).name(),
+        decide(
+            &sid(1),
+            None,
+            None,
+            StorageAnswer::NotFound,
+            &reg(vec![may9()])
+        )
+        .name(),
         "unknown"
     );
     assert_eq!(
-        decide(&sid(1), None, StorageAnswer::Present, &[]).name(),
+        decide(&sid(1), None, None, StorageAnswer::Present, &[]).name(),
         "available"
     );
 }

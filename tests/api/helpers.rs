@@ -147,6 +147,10 @@ pub struct Options {
     pub replica_of: Option<(String, std::path::PathBuf)>,
     /// `--body-cache-size` and `--body-cache-max-object`.
     pub body_cache: BodyCacheConfig,
+    /// `--key-layout`.
+    pub layout: KeyLayout,
+    /// `--rate-limit`: requests per second per credential.
+    pub rate_limit: u32,
 }
 
 impl Default for Options {
@@ -170,6 +174,8 @@ impl Default for Options {
             s3_prefix: None,
             catalog_url: None,
             body_cache: BodyCacheConfig::default(),
+            layout: KeyLayout::default(),
+            rate_limit: AccessConfig::default().rate_limit,
         }
     }
 }
@@ -306,7 +312,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         (None, Backend::Postgres) => postgres::fresh_database().await,
     };
     let catalog = Catalog::connect(&catalog_url).await.unwrap();
-    let layout = KeyLayout::default();
+    let layout = opts.layout.clone();
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: StoreConfig {
@@ -330,6 +336,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
                 .chain(opts.cors_origins.iter().cloned())
                 .collect(),
             auth_failures_per_minute: opts.auth_failures_per_minute,
+            rate_limit: opts.rate_limit,
             ..AccessConfig::default()
         },
         server: opts.server,
