@@ -418,6 +418,16 @@ pub struct ServeArgs {
     #[arg(long, env = "PLAYBACK_GATEWAY_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
+    /// Connections one client address (an IPv6 /64) may hold at once;
+    /// behind a proxy that connects from one address, raise it to
+    /// --max-connections [default: 1000].
+    #[arg(
+        long,
+        env = "PLAYBACK_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS",
+        value_name = "N"
+    )]
+    pub max_connections_per_address: Option<usize>,
+
     /// A connection with nothing read or written for this long is closed [default: 120s].
     #[arg(long, env = "PLAYBACK_GATEWAY_IDLE_TIMEOUT", value_name = "DURATION")]
     pub idle_timeout: Option<String>,

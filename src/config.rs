@@ -183,6 +183,7 @@ pub struct FileConfig {
     pub header_read_timeout: Option<String>,
     pub max_header_bytes: Option<usize>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
     pub idle_timeout: Option<String>,
     pub write_timeout: Option<String>,
     pub request_timeout: Option<String>,

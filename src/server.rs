@@ -2,14 +2,21 @@
 //! which `axum::serve` does not expose.
 //!
 //! - a deadline for a request's headers (slowloris) and a bound on their size (431);
-//! - a bound on concurrent connections (more are closed at once);
+//! - a bound on concurrent connections, and on those of one client address
+//!   (more are closed at once); near the bound, kept-alive connections
+//!   are closed once their request is answered (see [`slots`]);
 //! - an idle deadline (a kept-alive connection nobody uses; a long download
 //!   is not idle) and a write deadline (a client that stopped reading its
 //!   stream), so a stalled client never pins a storage stream forever;
 //! - graceful shutdown: stop accepting, let connections finish to a deadline;
 //! - HTTP/1.1, and HTTP/2 without TLS for a client that starts with its
 //!   preface (h2c, prior knowledge), told apart by peeking at the first
-//!   bytes (see [`protocol`]).
+//!   bytes (see [`protocol`]), with HTTP/2's own limits set explicitly
+//!   (see [`Builders::new`]).
+
+mod slots;
+
+pub use slots::{Refusal, Slots, client_key};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,9 +26,8 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::splice::{Lane, SpliceIo};
@@ -35,6 +41,8 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Connections served at once; more are closed on arrival.
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 /64) may hold at once.
+    pub max_connections_per_address: usize,
     /// A connection with nothing read or written for this long is closed
     /// (a body going out is traffic: see `SpliceIo`).
     pub idle_timeout: Duration,
@@ -48,6 +56,9 @@ impl Default for ServerLimits {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_connections: 10_000,
+            // A tenth of the default bound: an office behind one NAT
+            // still fits, one client cannot lock the others out.
+            max_connections_per_address: 1_000,
             idle_timeout: Duration::from_secs(120),
             write_timeout: Duration::from_secs(60),
         }
@@ -124,9 +135,27 @@ impl Builders {
                 .writev(true);
             builder
         };
+        let mut http2 = make().http2_only();
+        http2
+            .http2()
+            .timer(TokioTimer::new())
+            // RFC 9113 asks for at least 100; each stream is a storage read.
+            .max_concurrent_streams(100)
+            // The same bound as an HTTP/1 request head.
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            // Rapid reset (CVE-2023-44487): streams a client opens and
+            // cancels before they are answered cost work, not a slot; past
+            // 20 pending, the connection is closed.
+            .max_pending_accept_reset_streams(20)
+            // A client whose streams keep erring is let go too.
+            .max_local_error_reset_streams(256)
+            // No PING keep-alive: a PING is traffic, and would keep an idle
+            // connection past the idle deadline for ever. A dead peer is
+            // found by the idle and write deadlines of `SpliceIo`.
+            .keep_alive_interval(None);
         Self {
             http1: make().http1_only(),
-            http2: make().http2_only(),
+            http2,
         }
     }
 
@@ -147,11 +176,10 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let builders = Arc::new(Builders::new(&limits));
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
-    // Connections that have not sent a byte yet are not hyper's: they
-    // learn of the shutdown here, and close at once, as hyper closes an
-    // idle one.
+    let slots = Slots::new(limits.max_connections, limits.max_connections_per_address);
+    // Every connection learns of the shutdown here: hyper's close an idle
+    // connection at once and a busy one once its answer is out; one that
+    // has not sent a byte yet closes at once.
     let (stopping, _) = watch::channel(false);
     tokio::pin!(stop);
     loop {
@@ -167,16 +195,31 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max = limits.max_connections, "connection limit reached; closing");
-            drop(stream);
-            continue;
+        let slot = match slots.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                metrics::counter!("playback_connections_refused_total", "reason" => refusal.label())
+                    .increment(1);
+                match refusal {
+                    Refusal::Full => {
+                        tracing::warn!(%peer, max = limits.max_connections, "connection limit reached; closing")
+                    }
+                    // Debug only: one client must not flood the log either.
+                    Refusal::AddressFull => {
+                        tracing::debug!(%peer, max = limits.max_connections_per_address, "connection limit of the address reached; closing")
+                    }
+                }
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let (builders, watcher) = (builders.clone(), graceful.watcher());
+        let builders = builders.clone();
         let mut stopping = stopping.subscribe();
+        let mut crowded = slots.crowded();
         tokio::spawn(async move {
+            let _slot = slot;
             // The first bytes come within the header deadline, or the
             // connection goes, as one that stops inside its headers does.
             let first = tokio::time::timeout(limits.header_read_timeout, peek_protocol(&stream));
@@ -191,12 +234,26 @@ pub async fn serve(
             // by splice; HTTP/2 frames them.
             let lane = Arc::new(Lane::default());
             let splice = (protocol != Protocol::Http2).then(|| lane.clone());
+            let http1 = protocol != Protocol::Http2;
+            let near_full = crowded.clone();
             let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 if let Some(lane) = &splice {
                     req.extensions_mut().insert(lane.clone());
                 }
-                router.clone().oneshot(req.map(axum::body::Body::new))
+                let near_full = near_full.clone();
+                let answer = router.clone().oneshot(req.map(axum::body::Body::new));
+                async move {
+                    let mut res = answer.await?;
+                    // Nearly full: this connection is not kept alive.
+                    if http1 && near_full.borrow().now {
+                        res.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            axum::http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, std::convert::Infallible>(res)
+                }
             });
             let io = TokioIo::new(SpliceIo::new(
                 stream,
@@ -205,19 +262,37 @@ pub async fn serve(
                 limits.write_timeout,
             ));
             let conn = builders.get(protocol).serve_connection(io, service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let mut conn = std::pin::pin!(conn);
+            // Only a new crowd closes a connection already open: one that
+            // arrives while it lasts gets its answer first.
+            let seen = crowded.borrow_and_update().episode;
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    ended = conn.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stopping.wait_for(|stopped| *stopped), if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Ok(()) = crowded.changed(), if !closing => {
+                        if crowded.borrow_and_update().episode != seen {
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
             }
-            drop(permit);
         });
     }
     stopping.send_replace(true);
     drop(listener);
     tracing::info!(grace = ?grace, "shutting down: refusing new connections, draining requests");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, slots.drained()).await.is_err() {
         tracing::warn!("drain deadline passed; closing the remaining connections");
     }
     Ok(())

@@ -28,6 +28,10 @@ pub(super) fn server_limits(
             .max_connections
             .or(file.max_connections)
             .unwrap_or(d.max_connections),
+        max_connections_per_address: args
+            .max_connections_per_address
+            .or(file.max_connections_per_address)
+            .unwrap_or(d.max_connections_per_address),
         idle_timeout: duration(
             "--idle-timeout (PLAYBACK_GATEWAY_IDLE_TIMEOUT, idle_timeout)",
             args.idle_timeout.as_deref(),

@@ -5,7 +5,7 @@
 //! SECURITY: a credential that is presented is always checked, in open
 //! mode too: a wrong key or a tampered link is refused, never ignored.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use crate::access::{self, LinkError, LinkParams, Principal};
 use crate::app::AppState;
+use crate::server::client_key;
 use crate::sid::{AccountSid, RecordingSid};
 
 /// Rate limits, shared by every request.
@@ -45,18 +46,6 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Most client addresses (or /64s) with recent failures held at once:
 /// about 4.5 MB at 45 bytes each.
 pub const MAX_FAILING: usize = 100_000;
-
-/// The key a client address is limited under: an IPv4 address, an IPv6
-/// address's /64 (an IPv4 address mapped into IPv6 is that IPv4 address).
-pub fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
-        },
-    }
-}
 
 impl Limits {
     /// `per_second` requests per credential (burst twice that), and
@@ -346,26 +335,9 @@ async fn authenticate(state: &AppState, value: &str) -> Result<Principal, ApiErr
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::net::Ipv6Addr;
 
-    #[test]
-    fn ipv6_clients_are_limited_by_their_64() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
-        assert_eq!(
-            client_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
-            ip("2001:db8:1:2::")
-        );
-        assert_eq!(
-            client_key(ip("2001:db8:1:2::1")),
-            client_key(ip("2001:db8:1:2:ffff::9"))
-        );
-        assert_ne!(
-            client_key(ip("2001:db8:1:2::1")),
-            client_key(ip("2001:db8:1:3::1"))
-        );
-        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
-    }
+    use super::*;
 
     #[test]
     fn one_64_shares_one_failure_budget() {

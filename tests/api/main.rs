@@ -15,6 +15,7 @@ mod browser;
 mod catalogs;
 mod cluster;
 mod conditional;
+mod connections;
 mod demo;
 mod errors;
 mod faults;
